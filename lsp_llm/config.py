@@ -1,0 +1,263 @@
+"""One typed, frozen, fully defaulted configuration tree.
+
+Layers, lowest first: defaults < user config file (platformdirs) < workspace ``.lsp-llm.toml``
+< ``initializationOptions`` < ``workspace/didChangeConfiguration`` (< command-line flags).
+
+Every layer is a plain mapping. Keys may be camelCase (the wire) or snake_case (TOML, CLI).
+Unknown keys and invalid values never raise: they are reported as warnings and the previous
+layer's value is kept. ``Settings`` itself is immutable; a new layer produces a new object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import platformdirs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+APP_NAME = "lsp-llm"
+WORKSPACE_CONFIG_NAME = ".lsp-llm.toml"
+
+Backend = Literal["auto", "transformers", "llamacpp", "openai"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+DocstringStyle = Literal["google", "numpy", "rest"]
+
+DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
+    ".env",
+    ".env.*",
+    "*.env",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.keystore",
+    "*.jks",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    "credentials",
+    "credentials.*",
+    "*credentials*.json",
+    "secrets.*",
+    "*.secret",
+    "*.secrets",
+    ".htpasswd",
+    "*.kdbx",
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the server, the engine and the index read. Every field has a default."""
+
+    # Model and engine
+    model: str = ""
+    """HF model directory, hub id, or a ``.gguf`` file. Empty means the embedded default."""
+    backend: Backend = "auto"
+    device: Device = "auto"
+    dtype: DType = "auto"
+    max_new_tokens: int = 64
+    context_window: int = 2048
+    """Prompt token budget (prefix + suffix + retrieved context)."""
+    suffix_share: float = 0.25
+    """Share of the prompt budget given to text after the cursor (FIM models only)."""
+    temperature: float = 0.0
+    top_p: float = 0.95
+    debounce_ms: int = 0
+    """Server-side wait before an automatic completion; a newer request supersedes."""
+    num_suggestions: int = 3
+    """Items for an explicitly invoked inline completion (automatic triggers get one)."""
+    prefix_cache: bool = True
+    completion_cache: bool = True
+    # OpenAI-compatible backend
+    endpoint: str = ""
+    api_key_env: str = ""
+    request_timeout_s: float = 30.0
+    # Explanations and docstrings
+    explain_max_new_tokens: int = 256
+    docstring_max_new_tokens: int = 160
+    docstring_style: DocstringStyle = "google"
+    # Workspace index and retrieval
+    retrieval: bool = True
+    retrieval_share: float = 0.3
+    """Share of the prompt budget for snippets from other files."""
+    index_max_file_bytes: int = 1_000_000
+    index_max_files: int = 200_000
+    secret_patterns: tuple[str, ...] = DEFAULT_SECRET_PATTERNS
+    extra_ignore: tuple[str, ...] = ()
+    # Daemon
+    tcp_token: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        """The settings as camelCase JSON (``lspLlm/status`` and tests)."""
+        return {
+            to_camel(f.name): (
+                list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            )
+            for f in dataclasses.fields(self)
+        }
+
+
+_CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def to_snake(name: str) -> str:
+    return _CAMEL_RE.sub("_", name).lower().replace("-", "_")
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_HINTS = get_type_hints(Settings)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert one raw value to the field's type, or raise ValueError with a reason."""
+    hint = _HINTS[name]
+    if get_origin(hint) is Literal:
+        allowed = get_args(hint)
+        if isinstance(value, str) and value.lower() in allowed:
+            return value.lower()
+        raise ValueError(f"must be one of {', '.join(map(repr, allowed))}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
+            return value.lower() in {"true", "1", "yes"}
+        raise ValueError("must be true or false")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+            raise ValueError("must be an integer")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError("must be an integer") from None
+        if number < 0:
+            raise ValueError("must not be negative")
+        if name in {"max_new_tokens", "context_window"} and number < 1:
+            raise ValueError("must be at least 1")
+        return number
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError("must be a number")
+        try:
+            number_f = float(value)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if number_f < 0 or number_f != number_f:
+            raise ValueError("must be a non-negative number")
+        if name in {"suffix_share", "retrieval_share", "top_p"} and number_f > 1:
+            raise ValueError("must be between 0 and 1")
+        return number_f
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        return value
+    if get_origin(hint) is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be a list of strings")
+        return tuple(value)
+    raise ValueError("unsupported type")  # pragma: no cover
+
+
+def _flatten(layer: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept ``{"lspLlm": {...}}`` / ``{"lsp-llm": {...}}`` wrappers as well as flat maps."""
+    for key in ("lspLlm", "lsp-llm", "lsp_llm"):
+        inner = layer.get(key)
+        if isinstance(inner, Mapping) and len(layer) == 1:
+            return dict(inner)
+    return dict(layer)
+
+
+def merge(
+    base: Settings, layer: Mapping[str, Any] | None, source: str
+) -> tuple[Settings, list[str]]:
+    """Apply one layer on top of ``base``. Returns the new settings and warnings."""
+    if not layer:
+        return base, []
+    if not isinstance(layer, Mapping):
+        return base, [f"{source}: settings must be an object, ignored"]
+    warnings: list[str] = []
+    changes: dict[str, Any] = {}
+    for raw_key, value in _flatten(layer).items():
+        if value is None:
+            continue
+        name = to_snake(str(raw_key))
+        if name not in _FIELDS:
+            warnings.append(f"{source}: unknown setting {raw_key!r} ignored")
+            continue
+        try:
+            changes[name] = _coerce(name, value)
+        except ValueError as exc:
+            default = getattr(base, name)
+            warnings.append(
+                f"{source}: {to_camel(name)}={value!r} {exc}; keeping {default!r}"
+            )
+    return dataclasses.replace(base, **changes), warnings
+
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Read a TOML settings file. A missing file is empty; a broken one is a warning."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return {}, [f"{path}: cannot read settings ({exc}); ignored"]
+    return data, []
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    workspace_roots: list[Path] | None = None,
+    init_options: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Settings, list[str]]:
+    """Build settings from every file layer plus explicit maps. Never raises."""
+    settings = Settings()
+    warnings: list[str] = []
+    layers: list[tuple[Mapping[str, Any] | None, str]] = []
+    data, errs = read_toml(config_file or user_config_path())
+    warnings += errs
+    layers.append((data, str(config_file or user_config_path())))
+    for root in workspace_roots or []:
+        path = root / WORKSPACE_CONFIG_NAME
+        data, errs = read_toml(path)
+        warnings += errs
+        layers.append((data, str(path)))
+    layers.append((init_options, "initializationOptions"))
+    layers.append((overrides, "command line"))
+    for layer, source in layers:
+        settings, errs = merge(settings, layer, source)
+        warnings += errs
+    return settings, warnings
