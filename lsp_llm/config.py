@@ -106,9 +106,7 @@ class Settings:
     def to_wire(self) -> dict[str, Any]:
         """The settings as camelCase JSON (``lspLlm/status`` and tests)."""
         return {
-            to_camel(f.name): (
-                list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-            )
+            to_camel(f.name): (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
             for f in dataclasses.fields(self)
         }
 
@@ -210,9 +208,7 @@ def merge(
             changes[name] = _coerce(name, value)
         except ValueError as exc:
             default = getattr(base, name)
-            warnings.append(
-                f"{source}: {to_camel(name)}={value!r} {exc}; keeping {default!r}"
-            )
+            warnings.append(f"{source}: {to_camel(name)}={value!r} {exc}; keeping {default!r}")
     return dataclasses.replace(base, **changes), warnings
 
 

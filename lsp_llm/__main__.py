@@ -1,0 +1,5 @@
+import sys
+
+from lsp_llm.cli import main
+
+sys.exit(main())

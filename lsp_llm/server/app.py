@@ -1,0 +1,225 @@
+"""The language server: sessions over a shared engine.
+
+``Shared`` holds what every session shares: the engine (one warm model), the workspace indexes
+and the base settings. ``LlmServer`` is one LSP session (stdio: the only one; TCP: one per
+connection). Handlers live in ``completion.py`` and ``actions.py``; they translate LSP types,
+call one domain function, and translate back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from lsp_llm import __version__
+from lsp_llm.config import Settings, load_settings, merge
+from lsp_llm.engine.worker import Engine, EngineStatus
+from lsp_llm.features.completion import CompletionOutcome, CompletionService
+from lsp_llm.server.documents import workspace_roots
+from lsp_llm.server.protocol import LlmProtocol
+
+log = logging.getLogger(__name__)
+
+STATUS_CHANGED = "lspLlm/statusChanged"
+STATUS_REQUEST = "lspLlm/status"
+_session_ids = itertools.count(1)
+
+# Settings that need the model reloaded when they change.
+RELOAD_KEYS = ("model", "backend", "device", "dtype", "endpoint", "api_key_env")
+
+
+@dataclasses.dataclass
+class Shared:
+    """State shared by all sessions of one process. Lives on the event loop."""
+
+    engine: Engine
+    base_settings: Settings
+    config_file: Path | None = None
+    cli_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    daemon: bool = False
+    sessions: set[LlmServer] = dataclasses.field(default_factory=set)
+    workspaces: Any = None
+    """The workspace index registry (set by server.indexing)."""
+    stats: Any = None
+    """Acceptance statistics (set by server.actions)."""
+
+
+class LlmServer(LanguageServer):
+    """One LSP session."""
+
+    protocol: LlmProtocol
+
+    def __init__(self, shared: Shared, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(
+            name="lsp-llm",
+            version=__version__,
+            protocol_cls=LlmProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.shared = shared
+        self.session_id = next(_session_ids)
+        self.settings: Settings = shared.base_settings
+        self.completions = CompletionService(shared.engine, session_key=f"s{self.session_id}")
+        self.request_seq: dict[str, int] = {}
+        """Per-document counter of completion requests (debounce / supersede)."""
+        self._reported_error_generation = 0
+        self._load_progress_token: str | None = None
+        self._status_listener = self._on_engine_status
+        self.loop: asyncio.AbstractEventLoop | None = loop
+        self.initialized = False
+        self.last_completion: CompletionOutcome | None = None
+
+    # -- capabilities ----------------------------------------------------------------------
+    def client_supports(self, dotted: str) -> bool:
+        node: Any = self.client_capabilities
+        for part in dotted.split("."):
+            node = getattr(node, part, None)
+            if node is None:
+                return False
+        return bool(node)
+
+    # -- settings --------------------------------------------------------------------------
+    def apply_settings_layer(self, layer: Any, source: str) -> None:
+        new, warnings = merge(self.settings, layer, source)
+        for warning in warnings:
+            self.warn(warning)
+        self.set_settings(new)
+
+    def set_settings(self, new: Settings) -> None:
+        old = self.settings
+        self.settings = new
+        engine = self.shared.engine
+        if any(getattr(old, k) != getattr(new, k) for k in RELOAD_KEYS):
+            if self.shared.daemon and len(self.shared.sessions) > 1:
+                self.warn(
+                    "this daemon serves several editors with one model; "
+                    "model settings from one editor are ignored (restart the daemon to change)"
+                )
+                return
+            log.info("model settings changed; reloading")
+            engine.reload(new)
+        else:
+            engine.update_settings(new)
+
+    def initial_settings(self, params: types.InitializeParams) -> None:
+        roots = workspace_roots(self.workspace)
+        settings, warnings = load_settings(
+            config_file=self.shared.config_file,
+            workspace_roots=roots,
+            init_options=params.initialization_options
+            if isinstance(params.initialization_options, dict)
+            else None,
+            overrides=self.shared.cli_overrides,
+        )
+        if params.initialization_options is not None and not isinstance(
+            params.initialization_options, dict
+        ):
+            warnings.append("initializationOptions must be an object; ignored")
+        for warning in warnings:
+            self.warn(warning)
+        self.set_settings(settings)
+
+    # -- messages to the user --------------------------------------------------------------
+    def warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self.show(message, types.MessageType.Warning)
+
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        try:
+            self.window_show_message(
+                types.ShowMessageParams(type=kind, message=f"lsp-llm: {message}")
+            )
+        except Exception:  # transport gone
+            log.debug("could not show message", exc_info=True)
+
+    # -- status ----------------------------------------------------------------------------
+    def status_payload(self) -> dict[str, Any]:
+        payload = self.shared.engine.status.to_wire()
+        payload["settings"] = {
+            k: v for k, v in self.settings.to_wire().items() if k not in ("tcpToken",)
+        }
+        payload["session"] = self.session_id
+        payload["sessions"] = len(self.shared.sessions)
+        if self.shared.workspaces is not None:
+            payload["index"] = self.shared.workspaces.status_for(workspace_roots(self.workspace))
+        if self.shared.stats is not None:
+            payload["acceptance"] = self.shared.stats.summary()
+        return payload
+
+    def _on_engine_status(self, status: EngineStatus) -> None:
+        """Called on the model thread: hop to the loop."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._publish_status, status)
+
+    def _publish_status(self, status: EngineStatus) -> None:
+        if not self.initialized:
+            return
+        try:
+            self.protocol.notify(STATUS_CHANGED, self.status_payload())
+        except Exception:
+            log.debug("status notification failed", exc_info=True)
+        self._load_progress(status)
+        if status.state == "error" and status.generation != self._reported_error_generation:
+            self._reported_error_generation = status.generation
+            self.show(
+                f"the model could not be loaded: {status.message}. "
+                "Completions are off until this is fixed (see `lsp-llm doctor`).",
+                types.MessageType.Error,
+            )
+
+    def _load_progress(self, status: EngineStatus) -> None:
+        if not self.client_supports("window.work_done_progress"):
+            return
+        progress = self.work_done_progress
+        if status.state == "loading":
+            pct = int((status.progress or 0) * 100)
+            if self._load_progress_token is None:
+                token = f"lsp-llm-load-{uuid.uuid4().hex[:8]}"
+                self._load_progress_token = token
+                progress.create(token)
+                progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(
+                        title="lsp-llm: loading model", message=status.message, percentage=pct
+                    ),
+                )
+            else:
+                progress.report(
+                    self._load_progress_token,
+                    types.WorkDoneProgressReport(message=status.message, percentage=pct),
+                )
+        elif self._load_progress_token is not None:
+            token, self._load_progress_token = self._load_progress_token, None
+            progress.end(token, types.WorkDoneProgressEnd(message=status.message))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def attach(self) -> None:
+        self.shared.sessions.add(self)
+        self.shared.engine.add_listener(self._status_listener)
+
+    def detach(self) -> None:
+        self.shared.sessions.discard(self)
+        self.shared.engine.remove_listener(self._status_listener)
+
+
+def create_server(shared: Shared) -> LlmServer:
+    """A new session with every feature registered."""
+    from lsp_llm.server import actions, completion, lifecycle
+
+    server = LlmServer(shared)
+    lifecycle.register(server)
+    completion.register(server)
+    actions.register(server)
+    return server

@@ -1,0 +1,147 @@
+"""textDocument/inlineCompletion and textDocument/completion: translate, call, translate back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from lsprotocol import types
+
+from lsp_llm.errors import RequestFailed
+from lsp_llm.features.completion import CompletionOutcome, Trigger
+from lsp_llm.server.app import LlmServer
+from lsp_llm.server.documents import offset_at, snapshot, workspace_roots
+
+log = logging.getLogger(__name__)
+
+ACCEPT_COMMAND = "lspLlm.didAccept"
+_WORD_TAIL = re.compile(r"[\w$]*$")
+
+
+async def run_completion(
+    ls: LlmServer, uri: str, position: types.Position, trigger: Trigger
+) -> tuple[CompletionOutcome | None, int]:
+    """Shared body of both completion methods. Returns (outcome, offset)."""
+    doc = ls.workspace.text_documents.get(uri)
+    if doc is None:
+        return None, 0
+    settings = ls.settings
+    seq = ls.request_seq.get(uri, 0) + 1
+    ls.request_seq[uri] = seq
+    if settings.debounce_ms and trigger == "automatic":
+        await asyncio.sleep(settings.debounce_ms / 1000)
+        if ls.request_seq.get(uri) != seq:
+            return None, 0  # a newer request for this document superseded this one
+    snap = snapshot(doc, workspace_roots(ls.workspace))
+    offset = offset_at(doc, position)
+
+    def is_current() -> bool:
+        live = ls.workspace.text_documents.get(uri)
+        return live is not None and live.version == snap.version
+
+    workspaces = ls.shared.workspaces
+    retriever = workspaces.retriever_for(ls) if workspaces is not None else None
+    outcome = await ls.completions.complete(
+        snap,
+        offset,
+        settings=settings,
+        trigger=trigger,
+        retriever=retriever,
+        is_current=is_current,
+    )
+    ls.last_completion = outcome
+    if outcome.error:
+        raise RequestFailed(outcome.error)
+    if ls.shared.stats is not None and outcome.suggestions:
+        ls.shared.stats.shown(
+            snap.language, trigger, [s.id for s in outcome.suggestions], outcome.spans
+        )
+    log.debug(
+        "completion %s: %d suggestion(s) from %s %s",
+        uri,
+        len(outcome.suggestions),
+        outcome.source,
+        {k: round(v, 1) for k, v in outcome.spans.items()},
+    )
+    return outcome, offset
+
+
+def register(server: LlmServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
+    async def inline_completion(
+        ls: LlmServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        trigger: Trigger = (
+            "invoked"
+            if params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+            else "automatic"
+        )
+        outcome, _ = await run_completion(ls, params.text_document.uri, params.position, trigger)
+        if outcome is None:
+            return types.InlineCompletionList(items=[])
+        pos = params.position
+        return types.InlineCompletionList(
+            items=[
+                types.InlineCompletionItem(
+                    insert_text=s.text,
+                    range=types.Range(start=pos, end=pos),
+                    command=types.Command(
+                        title="accepted", command=ACCEPT_COMMAND, arguments=[{"id": s.id}]
+                    ),
+                )
+                for s in outcome.suggestions
+            ]
+        )
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=[".", "(", " "], resolve_provider=False),
+    )
+    async def completion(ls: LlmServer, params: types.CompletionParams) -> types.CompletionList:
+        """For clients without inline completion: the suggestion as a completion item."""
+        if ls.client_supports("text_document.inline_completion"):
+            # The client shows our inline suggestions; do not run the model twice.
+            return types.CompletionList(is_incomplete=False, items=[])
+        invoked = (
+            params.context is not None
+            and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+        )
+        outcome, offset = await run_completion(
+            ls, params.text_document.uri, params.position, "invoked" if invoked else "automatic"
+        )
+        if outcome is None or not outcome.suggestions:
+            return types.CompletionList(is_incomplete=True, items=[])
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        line_before = doc.source[:offset].rsplit("\n", 1)[-1]
+        word = _WORD_TAIL.search(line_before)
+        word_text = word.group(0) if word else ""
+        start = types.Position(
+            line=params.position.line,
+            character=params.position.character - doc.position_codec.client_num_units(word_text),
+        )
+        items = []
+        for rank, s in enumerate(outcome.suggestions):
+            first = s.text.strip().splitlines()[0] if s.text.strip() else s.text
+            items.append(
+                types.CompletionItem(
+                    label=(word_text + first)[:80],
+                    kind=types.CompletionItemKind.Snippet,
+                    detail="lsp-llm",
+                    documentation=types.MarkupContent(
+                        kind=types.MarkupKind.Markdown, value=f"```\n{word_text}{s.text}\n```"
+                    ),
+                    filter_text=word_text + s.text,
+                    sort_text=f"0{rank}",
+                    preselect=rank == 0,
+                    insert_text_format=types.InsertTextFormat.PlainText,
+                    text_edit=types.TextEdit(
+                        range=types.Range(start=start, end=params.position),
+                        new_text=word_text + s.text,
+                    ),
+                    command=types.Command(
+                        title="accepted", command=ACCEPT_COMMAND, arguments=[{"id": s.id}]
+                    ),
+                )
+            )
+        return types.CompletionList(is_incomplete=True, items=items)

@@ -1,0 +1,193 @@
+"""Transports: stdio (one session) and TCP (a daemon, one session per connection)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from typing import BinaryIO
+
+from lsp_llm.server.app import Shared, create_server
+from lsp_llm.server.protocol import run_session, stdin_reader
+
+log = logging.getLogger(__name__)
+
+
+class _SyncWriter:
+    """pygls writer over a binary file (stdout)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+        self._out.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._out.flush()
+
+
+class _StreamWriter:
+    """pygls writer over an asyncio StreamWriter (TCP)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(data)
+
+    def close(self) -> None:
+        if not self._writer.is_closing():
+            self._writer.close()
+
+
+async def _serve_stdio(shared: Shared, stdin_fd: int, stdout: BinaryIO) -> int:
+    loop = asyncio.get_running_loop()
+    server = create_server(shared)
+    server.loop = loop
+    server.attach()
+    stop = asyncio.Event()
+    server.protocol.set_writer(_SyncWriter(stdout))
+    server.protocol.on_exit = lambda code: stop.set()
+    shared.engine.start()
+    if shared.workspaces is not None:
+        shared.workspaces.start(loop)
+    try:
+        await run_session(stdin_reader(loop, stdin_fd), server.protocol, stop)
+    finally:
+        server.detach()
+        if shared.workspaces is not None:
+            await shared.workspaces.stop()
+    code = server.protocol.exit_code
+    if code is None:
+        log.info("client closed the connection")
+        return 0 if server.protocol._shutdown else 1
+    return code
+
+
+def serve_stdio(shared: Shared) -> int:
+    """Serve one client over stdin/stdout. Nothing else may write to stdout."""
+    stdout = sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print() must never corrupt the transport
+    try:
+        return asyncio.run(_serve_stdio(shared, sys.stdin.fileno(), stdout))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        shared.engine.shutdown(timeout=2.0)
+
+
+async def run_tcp(
+    shared: Shared, host: str, port: int, ready: asyncio.Future[int] | None = None
+) -> None:
+    """Accept connections until cancelled; each is its own LSP session on the shared model."""
+    loop = asyncio.get_running_loop()
+    shared.daemon = True
+    shared.engine.start()
+    if shared.workspaces is not None:
+        shared.workspaces.start(loop)
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        server = create_server(shared)
+        server.loop = loop
+        server.attach()
+        log.info("session %d: connection from %s", server.session_id, peer)
+        stop = asyncio.Event()
+        server.protocol.set_writer(_StreamWriter(writer))
+        server.protocol.on_exit = lambda code: stop.set()
+
+        async def read() -> bytes:
+            try:
+                return await reader.read(65536)
+            except (ConnectionError, OSError):
+                return b""
+
+        try:
+            await run_session(read, server.protocol, stop)
+        finally:
+            server.detach()
+            # Cancel whatever this session still has running; other sessions are untouched.
+            for future in list(server.protocol._request_futures.values()):
+                future.cancel()
+            with contextlib.suppress(Exception):
+                writer.close()
+            log.info("session %d: closed", server.session_id)
+
+    tcp = await asyncio.start_server(on_connection, host, port)
+    bound = tcp.sockets[0].getsockname()[1]
+    log.info("lsp-llm daemon listening on %s:%s", host, bound)
+    print(f"lsp-llm: listening on {host}:{bound}", file=sys.stderr, flush=True)
+    if ready is not None and not ready.done():
+        ready.set_result(bound)
+    try:
+        async with tcp:
+            await tcp.serve_forever()
+    finally:
+        if shared.workspaces is not None:
+            await shared.workspaces.stop()
+
+
+def serve_tcp(shared: Shared, host: str, port: int) -> int:
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "binding to %s exposes your code and the model to the network; "
+            "set tcpToken (LSP_LLM_TCP_TOKEN) to require a shared secret",
+            host,
+        )
+        print(
+            f"lsp-llm: WARNING: listening on {host}, reachable from other machines",
+            file=sys.stderr,
+        )
+    try:
+        asyncio.run(run_tcp(shared, host, port))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        shared.engine.shutdown(timeout=2.0)
+    return 0
+
+
+async def _bridge(host: str, port: int) -> int:
+    """Copy stdin to a daemon's socket and its answers to stdout."""
+    loop = asyncio.get_running_loop()
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        print(
+            f"lsp-llm connect: cannot reach {host}:{port} ({exc}); start it with "
+            f"`lsp-llm serve --tcp --port {port}`",
+            file=sys.stderr,
+        )
+        return 1
+    read_stdin = stdin_reader(loop, sys.stdin.fileno())
+    out_fd = sys.stdout.fileno()
+
+    async def upstream() -> None:
+        while data := await read_stdin():
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def downstream() -> None:
+        while data := await reader.read(65536):
+            os.write(out_fd, data)
+
+    up = asyncio.ensure_future(upstream())
+    down = asyncio.ensure_future(downstream())
+    await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (up, down):
+        task.cancel()
+    return 0
+
+
+def connect(address: str) -> int:
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        print(f"lsp-llm connect: expected HOST:PORT, got {address!r}", file=sys.stderr)
+        return 2
+    return asyncio.run(_bridge(host or "127.0.0.1", int(port)))
