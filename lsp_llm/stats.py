@@ -117,7 +117,10 @@ class AcceptanceStats:
             total.latency_ms_total += b.latency_ms_total
         return {
             "total": total.to_wire(),
-            "byLanguageTrigger": {k: v.to_wire() for k, v in sorted(self.buckets.items())},
+            "byLanguageTrigger": [
+                {"language": k.split("/")[0], "trigger": k.split("/")[-1], **v.to_wire()}
+                for k, v in sorted(self.buckets.items())
+            ],
             "file": str(self.path) if self.path else None,
         }
 
@@ -136,7 +139,8 @@ def run_stats(*, as_json: bool, reset: bool) -> int:
         print("no suggestions recorded yet (stats file: {})".format(summary["file"]))
         return 0
     print(f"{'language/trigger':28} {'shown':>7} {'accepted':>9} {'rate':>7} {'latency':>9}")
-    for key, row in [*rows.items(), ("total", summary["total"])]:
+    named = [(f"{r['language']}/{r['trigger']}", r) for r in rows]
+    for key, row in [*named, ("total", summary["total"])]:
         print(
             f"{key:28} {row['shown']:7d} {row['accepted']:9d} "
             f"{row['acceptanceRate'] * 100:6.1f}% {row['meanLatencyMs']:7.0f}ms"

@@ -133,6 +133,7 @@ async def start_session(
     init_options: dict[str, Any] | None = None,
     capabilities: str = "visual-studio-code",
     wait_ready: bool = True,
+    expect_state: str = "ready",
 ) -> AsyncIterator[Session]:
     client = make_test_lsp_client()
     await client.start_io(*server_command(*args), env=env, cwd=str(root))
@@ -150,7 +151,7 @@ async def start_session(
     try:
         if wait_ready:
             st = await session.wait_ready()
-            assert st["state"] == "ready", st
+            assert st["state"] == expect_state, st
         yield session
     finally:
         with contextlib.suppress(Exception):

@@ -172,7 +172,7 @@ class CompletionService:
             num_return_sequences=n,
             stop=prompt.stop,
             should_stop=make_stop_predicate(
-                prefix=prompt.prefix, suffix=prompt.suffix, language=snap.language
+                prefix=snap.text[:offset], suffix=snap.text[offset:], language=snap.language
             ),
             priority=PRIORITY_COMPLETION,
             supersede_key=f"{self.session_key}|{snap.uri}",

@@ -31,7 +31,7 @@ SERVER_NOT_INITIALIZED = -32002
 REQUEST_FAILED = -32803
 
 _HEADER_END = b"\r\n\r\n"
-_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*$")
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
 _CL_TOKEN = b"content-length:"
 MAX_BODY = 512 * 1024 * 1024
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -165,6 +166,7 @@ class TransformersBackend:
         self._eos_ids: set[int] = set()
         self._cache: Any = None
         self._cache_ids: list[int] = []
+        self._cache_kw = "past_key_values"
         self.prefix_cache_enabled = settings.prefix_cache
 
     # -- loading ---------------------------------------------------------------------------
@@ -190,6 +192,9 @@ class TransformersBackend:
         model = model.to(device=device, dtype=dtype)
         model.eval()
         self.model = model
+        params = inspect.signature(model.forward).parameters
+        # transformers 5 renamed past_key_values to cache; accept both.
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._tokenizer = HFTokenizer(tok)
         self.device = device
         self.dtype = str(dtype).removeprefix("torch.")
@@ -325,6 +330,11 @@ class TransformersBackend:
             return self._new_cache(), 0
         return self._cache, common
 
+    def _forward(self, input_ids: torch.Tensor, cache: Any) -> Any:
+        """One forward pass that extends ``cache``; logits only for the last position."""
+        kwargs: dict[str, Any] = {self._cache_kw: cache, "use_cache": True, "logits_to_keep": 1}
+        return self.model(input_ids=input_ids, **kwargs)
+
     def _sample(self, logits: torch.Tensor, request: GenerationRequest) -> torch.Tensor:
         if request.temperature <= 0:
             return torch.argmax(logits, dim=-1)
@@ -352,7 +362,7 @@ class TransformersBackend:
             return GenerationResult(texts=("",) * n, finish_reason="cancelled")
         t_prefill = time.perf_counter()
         inp = torch.tensor([ids[reused:]], device=device)
-        out = self.model(input_ids=inp, past_key_values=cache, use_cache=True)
+        out = self._forward(inp, cache)
         logits = out.logits[:, -1, :]
         fed: list[int] = list(ids)  # tokens whose K/V are in the cache (batch row 0)
         if n > 1:
@@ -396,7 +406,7 @@ class TransformersBackend:
                 finish = "length"
                 break
             feed = torch.tensor([[t] for t in next_tokens], device=device)
-            out = self.model(input_ids=feed, past_key_values=cache, use_cache=True)
+            out = self._forward(feed, cache)
             logits = out.logits[:, -1, :]
             fed.append(int(next_tokens[0]))
         if n > 1:

@@ -1,0 +1,229 @@
+"""Exact-token packing of prefix, suffix and snippets with the model's own tokenizer.
+
+Every function returns text whose ``encode()`` length is within the limit it was given:
+tokenizers are not additive across a cut, so each result is measured and shrunk if needed.
+Inputs are cut by characters first, so a 20 MB document costs one small encode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from lsp_llm.context.types import ContextSnippet
+from lsp_llm.engine.backends.base import TokenizerLike
+
+CHARS_PER_TOKEN_CAP = 8
+"""Characters looked at per allowed token before tokenizing (generous for code)."""
+LINE_SNAP_FRACTION = 8
+"""Cut at a line boundary when that loses at most 1/LINE_SNAP_FRACTION of the kept text."""
+MIN_SNIPPET_TOKENS = 8
+"""Stop packing snippets once less than this much room is left."""
+MAX_TOKEN_CHARS = 64
+"""No real token is longer than this; a longer snippet cannot fit in fewer tokens."""
+_MAX_SHRINK_STEPS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptBudget:
+    """Token budget of a completion prompt and how it is shared out."""
+
+    total_tokens: int
+    suffix_share: float = 0.25
+    """Up to this share goes to text after the cursor (FIM prompts only)."""
+    context_share: float = 0.3
+    """Up to this share goes to snippets from other files."""
+
+
+def count_tokens(text: str, tokenizer: TokenizerLike) -> int:
+    """Tokens in ``text`` (0 for the empty string)."""
+    return len(tokenizer.encode(text)) if text else 0
+
+
+def _fits(text: str, tokenizer: TokenizerLike, max_tokens: int) -> bool:
+    return count_tokens(text, tokenizer) <= max_tokens
+
+
+def _search_keep_end(text: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
+    """Binary search for the longest tail of ``text`` that fits (fallback path)."""
+    lo, hi = 0, len(text)  # answer start index in [lo, hi]; text[hi:] == "" always fits
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _fits(text[mid:], tokenizer, max_tokens):
+            hi = mid
+        else:
+            lo = mid + 1
+    return text[lo:] if _fits(text[lo:], tokenizer, max_tokens) else ""
+
+
+def _search_keep_start(text: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
+    """Binary search for the longest head of ``text`` that fits (fallback path)."""
+    lo, hi = 0, len(text)  # answer end index in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _fits(text[:mid], tokenizer, max_tokens):
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo] if _fits(text[:lo], tokenizer, max_tokens) else ""
+
+
+def _shrink_keep_end(text: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
+    for _ in range(_MAX_SHRINK_STEPS):
+        ids = tokenizer.encode(text) if text else []
+        excess = len(ids) - max_tokens
+        if excess <= 0:
+            return text
+        dropped = len(tokenizer.decode(ids[:excess]))
+        text = text[max(dropped, 1) :]
+    return _search_keep_end(text, tokenizer, max_tokens)
+
+
+def _shrink_keep_start(text: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
+    for _ in range(_MAX_SHRINK_STEPS):
+        ids = tokenizer.encode(text) if text else []
+        excess = len(ids) - max_tokens
+        if excess <= 0:
+            return text
+        dropped = len(tokenizer.decode(ids[len(ids) - excess :]))
+        text = text[: len(text) - max(dropped, 1)]
+    return _search_keep_start(text, tokenizer, max_tokens)
+
+
+def fit_prefix(prefix: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
+    """The longest end of ``prefix`` within ``max_tokens``, preferably starting at a line."""
+    if max_tokens <= 0 or not prefix:
+        return ""
+    char_cap = max_tokens * CHARS_PER_TOKEN_CAP
+    window = prefix[-char_cap:] if len(prefix) > char_cap else prefix
+    ids = tokenizer.encode(window)
+    if len(ids) <= max_tokens:
+        if len(window) == len(prefix):
+            return prefix
+        candidate = window
+    elif len(tokenizer.decode(ids)) != len(window):
+        return _search_keep_end(window, tokenizer, max_tokens)  # decode is not length-true
+    else:
+        dropped = len(tokenizer.decode(ids[: len(ids) - max_tokens]))
+        candidate = window[min(dropped, len(window)) :]
+    start = len(prefix) - len(candidate)
+    if start > 0 and prefix[start - 1] != "\n":
+        newline = candidate.find("\n")
+        if 0 <= newline < len(candidate) // LINE_SNAP_FRACTION:
+            candidate = candidate[newline + 1 :]
+    return _shrink_keep_end(candidate, tokenizer, max_tokens)
+
+
+def fit_suffix(suffix: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
+    """The longest start of ``suffix`` within ``max_tokens``, preferably ending at a line."""
+    if max_tokens <= 0 or not suffix:
+        return ""
+    char_cap = max_tokens * CHARS_PER_TOKEN_CAP
+    window = suffix[:char_cap]
+    ids = tokenizer.encode(window)
+    if len(ids) <= max_tokens:
+        if len(window) == len(suffix):
+            return suffix
+        candidate = window
+    elif len(tokenizer.decode(ids)) != len(window):
+        return _search_keep_start(window, tokenizer, max_tokens)  # decode is not length-true
+    else:
+        kept = len(tokenizer.decode(ids[:max_tokens]))
+        candidate = window[: min(kept, len(window))]
+    end = len(candidate)
+    if end < len(suffix) and not candidate.endswith("\n") and suffix[end] != "\n":
+        newline = candidate.rfind("\n")
+        if newline >= 0 and len(candidate) - newline - 1 < len(candidate) // LINE_SNAP_FRACTION:
+            candidate = candidate[: newline + 1]
+    return _shrink_keep_start(candidate, tokenizer, max_tokens)
+
+
+OverheadFn = Callable[[ContextSnippet], int]
+"""Extra tokens a snippet costs beyond its text (its label, separators, comment markers)."""
+
+
+def _pack(
+    snippets: Sequence[ContextSnippet],
+    tokenizer: TokenizerLike,
+    max_tokens: int,
+    overhead_fn: OverheadFn | None,
+) -> tuple[list[tuple[ContextSnippet, int]], int]:
+    order = sorted(range(len(snippets)), key=lambda i: (-snippets[i].score, i))
+    chosen: list[tuple[ContextSnippet, int]] = []
+    seen_places: set[tuple[str, int]] = set()
+    seen_texts: set[str] = set()
+    used = 0
+    for index in order:
+        if max_tokens - used < MIN_SNIPPET_TOKENS:
+            break
+        snippet = snippets[index]
+        body = snippet.text.strip()
+        place = (snippet.path, snippet.start_line)
+        if not body or place in seen_places or body in seen_texts:
+            continue
+        room = max_tokens - used
+        if len(snippet.text) > room * MAX_TOKEN_CHARS:
+            continue
+        cost = count_tokens(snippet.text, tokenizer)
+        if overhead_fn is not None:
+            cost += overhead_fn(snippet)
+        if cost > room:
+            continue
+        chosen.append((snippet, cost))
+        seen_places.add(place)
+        seen_texts.add(body)
+        used += cost
+    chosen.sort(key=lambda pair: (pair[0].path, pair[0].start_line))
+    return chosen, used
+
+
+def pack_snippets(
+    snippets: Sequence[ContextSnippet],
+    tokenizer: TokenizerLike,
+    max_tokens: int,
+    overhead_fn: OverheadFn | None = None,
+) -> list[ContextSnippet]:
+    """Snippets that fit in ``max_tokens``, best score first, without duplicates.
+
+    A snippet that does not fit is skipped and smaller, lower-scored ones are still tried.
+    The result is ordered by (path, start_line), so a prompt with the same snippets renders
+    the same context even when their scores move (keeps the model's prefix cache warm).
+    """
+    chosen, _ = _pack(snippets, tokenizer, max_tokens, overhead_fn)
+    return [snippet for snippet, _ in chosen]
+
+
+def fit_completion(
+    prefix: str,
+    suffix: str,
+    snippets: Sequence[ContextSnippet],
+    tokenizer: TokenizerLike,
+    budget: PromptBudget,
+    fim: bool,
+    *,
+    overhead_fn: OverheadFn | None = None,
+    reserve_tokens: int = 0,
+) -> tuple[str, str, list[ContextSnippet]]:
+    """Share ``budget`` (less ``reserve_tokens`` for the template) among the three parts.
+
+    The suffix gets up to ``suffix_share`` (nothing without FIM), snippets up to
+    ``context_share``, the prefix the rest. When the whole prefix fits (cursor near the top
+    of the file), the room it leaves goes to the suffix.
+    The parts are measured separately; callers that render them should measure the result.
+    """
+    total = max(0, budget.total_tokens - reserve_tokens)
+    suffix_max = int(total * budget.suffix_share) if fim else 0
+    context_max = int(total * budget.context_share)
+
+    fitted_suffix = fit_suffix(suffix, tokenizer, suffix_max)
+    suffix_used = count_tokens(fitted_suffix, tokenizer)
+    chosen, context_used = _pack(snippets, tokenizer, context_max, overhead_fn)
+
+    prefix_max = total - suffix_used - context_used
+    fitted_prefix = fit_prefix(prefix, tokenizer, prefix_max)
+
+    if fim and len(fitted_prefix) == len(prefix) and len(fitted_suffix) < len(suffix):
+        leftover = prefix_max - count_tokens(fitted_prefix, tokenizer)
+        if leftover > 0:
+            fitted_suffix = fit_suffix(suffix, tokenizer, suffix_used + leftover)
+    return fitted_prefix, fitted_suffix, [snippet for snippet, _ in chosen]

@@ -1,0 +1,238 @@
+"""The completion prompt façade: document + cursor + snippets -> one prompt within budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+from collections.abc import Sequence
+
+from lsp_llm.context.types import ContextSnippet
+from lsp_llm.engine.backends.base import TokenizerLike
+from lsp_llm.prompts.budget import (
+    CHARS_PER_TOKEN_CAP,
+    PromptBudget,
+    count_tokens,
+    fit_completion,
+    fit_prefix,
+    fit_suffix,
+)
+from lsp_llm.prompts.postprocess import block_indent, is_mid_line
+from lsp_llm.prompts.templates import (
+    FimTemplate,
+    normalize_language,
+    render_completion_prompt,
+    render_snippet,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletionPrompt:
+    """A rendered prompt and the pieces it was built from (after fitting the budget)."""
+
+    text: str
+    prefix: str
+    """The part of the document before the cursor that made it into the prompt."""
+    suffix: str
+    """The part after the cursor in the prompt ("" for prefix-only prompts)."""
+    snippets: tuple[ContextSnippet, ...]
+    template: FimTemplate | None
+    stop: tuple[str, ...]
+    prompt_tokens: int
+
+
+_EXTENSIONS: dict[str, str] = {
+    ".py": "python",
+    ".pyi": "python",
+    ".pyw": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascriptreact",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "typescriptreact",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".kt": "kotlin",
+    ".kts": "kotlin",
+    ".scala": "scala",
+    ".swift": "swift",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
+    ".hxx": "cpp",
+    ".cs": "csharp",
+    ".rb": "ruby",
+    ".php": "php",
+    ".lua": "lua",
+    ".sh": "shellscript",
+    ".bash": "shellscript",
+    ".zsh": "shellscript",
+    ".toml": "toml",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".jsonc": "jsonc",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".rst": "restructuredtext",
+    ".txt": "plaintext",
+    ".sql": "sql",
+    ".hs": "haskell",
+    ".html": "html",
+    ".htm": "html",
+    ".css": "css",
+    ".scss": "scss",
+    ".vue": "vue",
+    ".svelte": "svelte",
+    ".dart": "dart",
+    ".zig": "zig",
+    ".r": "r",
+    ".pl": "perl",
+    ".ex": "elixir",
+    ".exs": "elixir",
+    ".erl": "erlang",
+    ".clj": "clojure",
+    ".el": "lisp",
+    ".tex": "latex",
+    ".vim": "vim",
+    ".proto": "proto",
+    ".sol": "solidity",
+    ".xml": "xml",
+}
+_FILENAMES: dict[str, str] = {
+    "makefile": "makefile",
+    "gnumakefile": "makefile",
+    "dockerfile": "dockerfile",
+    ".bashrc": "shellscript",
+    ".zshrc": "shellscript",
+    ".profile": "shellscript",
+}
+
+
+def language_from_path(path: str) -> str:
+    """The LSP language id for a file path (``plaintext`` when unknown)."""
+    name = posixpath.basename(path.replace("\\", "/")).lower()
+    if name in _FILENAMES:
+        return _FILENAMES[name]
+    _, ext = posixpath.splitext(name)
+    return _EXTENSIONS.get(ext, "plaintext")
+
+
+_PYTHON_TOP_LEVEL_STOPS = ("\ndef ", "\nclass ", "\nasync def ", "\n@", "\nif __name__")
+
+
+def completion_stops(
+    template: FimTemplate | None, *, prefix: str, suffix: str, language: str
+) -> tuple[str, ...]:
+    """Template stops plus stops whose cut post-processing would make anyway.
+
+    (The Python column-0 stops assume the line is not inside a string or bracket the
+    completion opened; :func:`make_stop_predicate` is exact.)
+    """
+    stops: list[str] = list(template.stop_tokens) if template else []
+    if is_mid_line(suffix):
+        stops.append("\n")  # only the first line survives post-processing
+    else:
+        if template is None:
+            stops.append("\n\n\n")
+        if normalize_language(language) == "python" and block_indent(prefix, language) > 0:
+            stops.extend(_PYTHON_TOP_LEVEL_STOPS)  # column 0 is past the cursor's block
+    return tuple(dict.fromkeys(stops))
+
+
+def _near(snippet: ContextSnippet, path: str, prefix: str, suffix: str) -> bool:
+    """A snippet of the current file that the prompt already shows around the cursor."""
+    body = snippet.text.strip()
+    return snippet.path == path and (body in prefix or body in suffix)
+
+
+def build_completion_prompt(
+    *,
+    text: str,
+    offset: int,
+    path: str,
+    language: str,
+    tokenizer: TokenizerLike,
+    template: FimTemplate | None,
+    budget: PromptBudget,
+    snippets: Sequence[ContextSnippet] = (),
+    repo_name: str = "",
+) -> CompletionPrompt:
+    """Slice ``text`` at ``offset`` (a str index), fit the budget, and render the prompt.
+
+    The rendered prompt is measured; if the parts' separate counts did not add up, the prefix
+    (then snippets, then the suffix) shrinks until it fits ``budget.total_tokens``. Only a
+    budget smaller than the template itself can leave it over.
+    """
+    offset = max(0, min(offset, len(text)))
+    prefix, suffix = text[:offset], text[offset:]
+    fim = template is not None
+    total = budget.total_tokens
+
+    window = max(total, 1) * CHARS_PER_TOKEN_CAP
+    candidates = [
+        s
+        for s in snippets
+        if s.text.strip() and not _near(s, path, prefix[-window:], suffix[:window])
+    ]
+
+    def render(p: str, s: str, chosen: Sequence[ContextSnippet]) -> str:
+        return render_completion_prompt(
+            template,
+            prefix=p,
+            suffix=s,
+            path=path,
+            language=language,
+            snippets=chosen,
+            repo_name=repo_name,
+        )
+
+    def overhead(snippet: ContextSnippet) -> int:
+        shown = render_snippet(template, snippet, language)
+        return count_tokens(shown, tokenizer) - count_tokens(snippet.text, tokenizer)
+
+    reserve = count_tokens(render("", "", ()), tokenizer)
+    fitted_prefix, fitted_suffix, chosen = fit_completion(
+        prefix,
+        suffix if fim else "",
+        candidates,
+        tokenizer,
+        budget,
+        fim,
+        overhead_fn=overhead,
+        reserve_tokens=reserve,
+    )
+
+    prompt = render(fitted_prefix, fitted_suffix, chosen)
+    used = count_tokens(prompt, tokenizer)
+    while used > total:
+        excess = used - total
+        if fitted_prefix:
+            keep = count_tokens(fitted_prefix, tokenizer) - excess
+            fitted_prefix = fit_prefix(fitted_prefix, tokenizer, max(keep, 0))
+        elif chosen:
+            chosen.remove(min(chosen, key=lambda s: s.score))
+        elif fitted_suffix:
+            keep = count_tokens(fitted_suffix, tokenizer) - excess
+            fitted_suffix = fit_suffix(fitted_suffix, tokenizer, max(keep, 0))
+        else:
+            break
+        prompt = render(fitted_prefix, fitted_suffix, chosen)
+        used = count_tokens(prompt, tokenizer)
+
+    return CompletionPrompt(
+        text=prompt,
+        prefix=fitted_prefix,
+        suffix=fitted_suffix,
+        snippets=tuple(chosen),
+        template=template,
+        stop=completion_stops(template, prefix=prefix, suffix=suffix, language=language),
+        prompt_tokens=used,
+    )
