@@ -148,8 +148,10 @@ async def start_client(
 ) -> AsyncIterator[BenchClient]:
     """Start the real server over stdio, initialize, wait for the model."""
     client = LanguageClient("lsp-llm-bench", "1")
-    status_events: list[Any] = []
-    client.feature("lspLlm/statusChanged")(status_events.append)
+
+    @client.feature("lspLlm/statusChanged")
+    def _status_changed(params: Any) -> None:
+        """Status pushes are not needed here; registering keeps the log quiet."""
     await client.start_io(
         sys.executable, "-m", "lsp_llm", "serve", *server_args, env=env or server_env(),
         cwd=str(root),

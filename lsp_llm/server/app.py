@@ -163,6 +163,9 @@ class LlmServer(LanguageServer):
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._publish_status, status)
 
+    def publish_status_now(self) -> None:
+        self._publish_status(self.shared.engine.status)
+
     def _publish_status(self, status: EngineStatus) -> None:
         if not self.initialized:
             return

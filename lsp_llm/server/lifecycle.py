@@ -13,6 +13,19 @@ from lsp_llm.server.documents import as_plain
 log = logging.getLogger(__name__)
 
 
+def _track(ls: LlmServer, uri: str) -> None:
+    """Unsaved content reaches the index (debounced; the text is read when it applies)."""
+    workspaces = ls.shared.workspaces
+    if workspaces is None:
+        return
+
+    def text_of() -> str | None:
+        doc = ls.workspace.text_documents.get(uri)
+        return doc.source if doc is not None else None
+
+    workspaces.document_changed(uri, text_of)
+
+
 def register(server: LlmServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: LlmServer, params: types.InitializeParams) -> None:
@@ -28,6 +41,22 @@ def register(server: LlmServer) -> None:
         # Tell the client where the model stands right away (it may still be loading).
         ls._publish_status(ls.shared.engine.status)
 
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: LlmServer, params: types.DidOpenTextDocumentParams) -> None:
+        _track(ls, params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: LlmServer, params: types.DidChangeTextDocumentParams) -> None:
+        _track(ls, params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: LlmServer, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.completions.forget(uri)
+        ls.request_seq.pop(uri, None)
+        if ls.shared.workspaces is not None:
+            ls.shared.workspaces.document_closed(uri)
+
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: LlmServer, params: types.DidChangeConfigurationParams) -> None:
         settings = params.settings
@@ -42,3 +71,8 @@ def register(server: LlmServer) -> None:
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: LlmServer, params: Any) -> None:
         log.info("session %d: shutdown requested", ls.session_id)
+
+    from lsp_llm.server import debug
+
+    if debug.enabled():
+        debug.register(server)

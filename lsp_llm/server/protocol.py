@@ -3,14 +3,17 @@
 * :class:`FrameParser` (pure) splits a byte stream into message bodies and resynchronises on
   the next ``Content-Length:`` header after a bad frame, so at most one message is lost.
 * :class:`LlmProtocol` answers what the spec asks for and pygls leaves out: -32700 for bodies
-  that are not JSON, -32600 for non-objects, -32602 for params that fail to deserialize, -32002
-  for requests before ``initialize``, and exit code 1 for ``exit`` without ``shutdown``.
+  that are not JSON, -32600 for non-objects (and ids that are neither strings nor integers),
+  -32602 for params that fail to deserialize, -32002 for requests before ``initialize``, and
+  exit code 1 for ``exit`` without ``shutdown``. On a daemon with a ``tcpToken``, an
+  ``initialize`` without the same token is answered -32001 and the connection is closed.
 * :func:`run_session` drives one connection (stdio or a TCP socket) with both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import re
@@ -19,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 log = logging.getLogger(__name__)
@@ -29,10 +32,16 @@ INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 SERVER_NOT_INITIALIZED = -32002
 REQUEST_FAILED = -32803
+UNAUTHORIZED = -32001
+"""A TCP session whose ``initialize`` lacks the daemon's ``tcpToken``."""
 
 _HEADER_END = b"\r\n\r\n"
-_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
-_CL_TOKEN = b"content-length:"
+_HEADER_START = re.compile(rb"content-(?:length|type)[ \t]*:", re.IGNORECASE)
+_NEXT_FRAME = re.compile(
+    rb"content-length:[ \t]*\d+[ \t]*\r\n(?:[^\r\n]*\r\n)*?\r\n", re.IGNORECASE
+)
+_HEADER_TOKENS = (b"content-length:", b"content-type:")
+MAX_HEADER = 8192
 MAX_BODY = 512 * 1024 * 1024
 
 
@@ -40,11 +49,47 @@ class FrameError(ValueError):
     """A frame that could not be read; the parser has already skipped past it."""
 
 
+def _parse_header(header: bytes) -> int | None:
+    """The Content-Length of a header block, or None when the block has no valid one."""
+    length = None
+    for line in header.split(b"\n"):
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"content-length":
+            value = value.strip()
+            if not value.isdigit():
+                return None
+            length = int(value)
+    return length
+
+
+def _partial_token_tail(buf: bytearray) -> int:
+    """Length of the longest suffix of ``buf`` that could start a header (split across reads)."""
+    longest = max(len(t) for t in _HEADER_TOKENS) - 1
+    for size in range(min(longest, len(buf)), 0, -1):
+        tail = bytes(buf[-size:]).lower()
+        if any(t.startswith(tail) for t in _HEADER_TOKENS):
+            return size
+    return 0
+
+
 class FrameParser:
-    """Incremental LSP base-protocol parser: ``feed`` bytes, get bodies (or FrameErrors)."""
+    """Incremental LSP base-protocol parser: ``feed`` bytes, get bodies (or FrameErrors).
+
+    Every call to the internal step either consumes at least one byte or waits for more data,
+    so no input can make it loop. A frame with a wrong length costs at most that one message:
+    too short leaves garbage that is skipped up to the next header; too long is noticed when
+    a complete header follows inside the supposed body.
+    """
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._scanned = 0
+        """How far the pending body has been searched for a following header (stays linear)."""
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered but not yet returned."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes | FrameError]:
         self._buf += data
@@ -55,58 +100,102 @@ class FrameParser:
                 return out
             out.append(item)
 
+    def take_pending(self) -> bytes:
+        """Hand over (and forget) the bytes not yet parsed, e.g. to switch to passthrough."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        self._scanned = 0
+        return data
+
+    def _skip(self, count: int, reason: str) -> FrameError:
+        del self._buf[:count]
+        self._scanned = 0
+        return FrameError(reason)
+
+    def _resync(self, reason: str) -> FrameError | None:
+        """Drop bytes up to the next header start after position 0."""
+        buf = self._buf
+        match = _HEADER_START.search(buf, 1)
+        if match is not None:
+            return self._skip(match.start(), f"{reason}; skipped {match.start()} bytes")
+        drop = len(buf) - _partial_token_tail(buf)
+        if drop <= 0:
+            return None
+        return self._skip(drop, f"{reason}; skipped {drop} bytes")
+
     def _next(self) -> bytes | FrameError | None:
         buf = self._buf
         if not buf:
             return None
-        # Drop garbage before the next header (left over from a frame whose length was wrong).
-        start = bytes(buf[:4096]).lower().find(_CL_TOKEN)
-        if start == -1:
-            # Keep a tail that could be the start of a header split across reads.
-            if len(buf) > 4096 or _HEADER_END in buf:
-                keep = len(_CL_TOKEN)
-                dropped = len(buf) - keep
-                del buf[:dropped]
-                return FrameError(f"skipped {dropped} bytes without a Content-Length header")
+        start = _HEADER_START.search(buf, 0, MAX_HEADER)
+        if start is None:
+            if len(buf) >= MAX_HEADER or _HEADER_END in buf:
+                return self._resync("bytes without a Content-Length header")
             return None
-        if start > 0:
-            del buf[:start]
-            return FrameError(f"skipped {start} bytes of garbage before a header")
-        end = buf.find(_HEADER_END)
+        if start.start() > 0:
+            # Garbage (or a header we do not know, e.g. a stray line) before the header.
+            header_end = buf.find(_HEADER_END, 0, MAX_HEADER)
+            if header_end == -1 or header_end < start.start():
+                return self._skip(start.start(), f"skipped {start.start()} bytes of garbage")
+            if _parse_header(bytes(buf[:header_end])) is None or b":" not in buf[: start.start()]:
+                return self._skip(start.start(), f"skipped {start.start()} bytes of garbage")
+        end = buf.find(_HEADER_END, 0, MAX_HEADER + 4)
         if end == -1:
-            if len(buf) > 8192:
-                del buf[: len(_CL_TOKEN)]
-                return FrameError("header too long")
+            if len(buf) >= MAX_HEADER:
+                return self._resync("header too long")
             return None
-        header = bytes(buf[:end])
-        match = _CONTENT_LENGTH.search(header)
-        if match is None:
-            del buf[: end + 4]
-            return FrameError("frame without a valid Content-Length")
-        length = int(match.group(1))
+        length = _parse_header(bytes(buf[:end]))
+        if length is None:
+            return self._resync("frame without a valid Content-Length")
         if length > MAX_BODY:
-            del buf[: end + 4]
-            return FrameError(f"frame of {length} bytes is too large")
-        if len(buf) < end + 4 + length:
-            # A following header inside the "body" means the length was too long: resync there.
-            nxt = bytes(buf[end + 4 :]).lower().find(_CL_TOKEN)
-            if nxt != -1 and _HEADER_END in buf[end + 4 + nxt :]:
-                del buf[: end + 4 + nxt]
-                return FrameError("Content-Length longer than the frame; resynchronised")
+            return self._skip(end + 4, f"frame of {length} bytes is too large")
+        body_start = end + 4
+        if len(buf) < body_start + length:
+            # A complete header inside the "body" means the length was too long: resync there.
+            scan_from = max(body_start, self._scanned - 256)
+            nxt = _NEXT_FRAME.search(buf, scan_from)
+            if nxt is not None:
+                return self._skip(
+                    nxt.start(), "Content-Length longer than the frame; resynchronised"
+                )
+            self._scanned = len(buf)
             return None
-        body = bytes(buf[end + 4 : end + 4 + length])
-        nxt = body.lower().find(_CL_TOKEN)
-        if nxt != -1 and not _looks_like_json(body):
-            del buf[: end + 4 + nxt]
-            return FrameError("Content-Length longer than the frame; resynchronised")
-        del buf[: end + 4 + length]
+        body_end = body_start + length
+        body = bytes(buf[body_start:body_end])
+        # A complete header that starts inside the body, in a body that is not JSON: the
+        # length was wrong (too long, or so short that it cut into the next header).
+        scan_from = max(body_start, self._scanned - 256)
+        nxt = _NEXT_FRAME.search(buf, scan_from, body_end + MAX_HEADER)
+        if nxt is not None and nxt.start() < body_end and not _looks_like_json(body):
+            return self._skip(
+                nxt.start(), "Content-Length does not match the frame; resynchronised"
+            )
+        del buf[:body_end]
+        self._scanned = 0
         return body
+
+
+def _valid_id(msg_id: Any) -> int | str | None:
+    """``msg_id`` when it is a JSON-RPC id we can answer to, else None."""
+    if isinstance(msg_id, str) or (isinstance(msg_id, int) and not isinstance(msg_id, bool)):
+        return msg_id
+    return None
+
+
+class _QuietDeserializeErrors(logging.Filter):
+    """pygls logs a full traceback for every message it cannot deserialize; we log one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unable to deserialize message")
+
+
+logging.getLogger("pygls.protocol.json_rpc").addFilter(_QuietDeserializeErrors())
 
 
 def _looks_like_json(body: bytes) -> bool:
     try:
         json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return False
     return True
 
@@ -116,6 +205,19 @@ class LlmProtocol(LanguageServerProtocol):
 
     exit_code: int | None = None
     on_exit: Callable[[int], None] | None = None
+    tcp_token: str = ""
+    """When set (TCP sessions of a daemon started with ``tcpToken``), ``initialize`` must carry
+    the same ``initializationOptions.tcpToken`` or the connection is answered and closed."""
+
+    def _token_ok(self, raw: dict[str, Any]) -> bool:
+        if not self.tcp_token:
+            return True
+        params = raw.get("params")
+        options = params.get("initializationOptions") if isinstance(params, dict) else None
+        given = options.get("tcpToken") if isinstance(options, dict) else None
+        if not isinstance(given, str):
+            return False
+        return hmac.compare_digest(given.encode("utf-8"), self.tcp_token.encode("utf-8"))
 
     def _send_error(self, msg_id: Any, code: int, message: str) -> None:
         self._send_data(
@@ -123,25 +225,43 @@ class LlmProtocol(LanguageServerProtocol):
         )
 
     def handle_body(self, body: bytes) -> None:
-        """Parse and dispatch one frame body. Never raises."""
+        """Parse and dispatch one frame body. Never raises (except SystemExit)."""
         try:
             raw = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            log.warning("dropping a frame that is not JSON: %s", exc)
-            self._send_error(None, PARSE_ERROR, f"Parse error: {exc}")
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            log.warning("dropping a frame that is not JSON: %s", reason)
+            self._send_error(None, PARSE_ERROR, f"Parse error: {reason}")
             return
         if not isinstance(raw, dict) or raw.get("jsonrpc") != "2.0":
             msg_id = raw.get("id") if isinstance(raw, dict) else None
             self._send_error(
-                msg_id, INVALID_REQUEST, "Invalid Request: expected a JSON-RPC 2.0 object"
+                _valid_id(msg_id),
+                INVALID_REQUEST,
+                "Invalid Request: expected a JSON-RPC 2.0 object",
             )
             return
         method = raw.get("method")
+        if "id" in raw and (raw["id"] is None or _valid_id(raw["id"]) is None) and method:
+            # Ids are strings or integers; an answer to anything else could not be matched.
+            self._send_error(
+                None, INVALID_REQUEST, "Invalid Request: id must be a string or an integer"
+            )
+            return
         is_request = "id" in raw and isinstance(method, str)
         if method is not None and not isinstance(method, str):
             self._send_error(
-                raw.get("id"), INVALID_REQUEST, "Invalid Request: method must be a string"
+                _valid_id(raw.get("id")),
+                INVALID_REQUEST,
+                "Invalid Request: method must be a string",
             )
+            return
+        if is_request and method == types.INITIALIZE and not self._token_ok(raw):
+            log.warning("session refused: initializationOptions.tcpToken does not match")
+            self._send_error(raw["id"], UNAUTHORIZED, "Unauthorized: tcpToken does not match")
+            self.exit_code = 1
+            if self.on_exit is not None:
+                self.on_exit(1)  # close the connection
             return
         server = self._server
         initialized = getattr(server, "initialized", True)
@@ -153,22 +273,28 @@ class LlmProtocol(LanguageServerProtocol):
             return
         try:
             message = self._converter_structure(raw)
-        except JsonRpcInvalidParams as exc:
+        except (JsonRpcInvalidParams, JsonRpcInternalError, RecursionError) as exc:
+            cause = exc.__cause__ or exc
+            log.warning(
+                "invalid params for %s: %s",
+                method,
+                str(cause).splitlines()[0] if str(cause) else cause.__class__.__name__,
+            )
             if is_request:
                 self._send_error(raw["id"], INVALID_PARAMS, f"Invalid params for {method}")
-            else:
-                log.warning("dropping notification %s with invalid params: %s", method, exc)
             return
         except Exception as exc:
-            log.exception("cannot read message %s", method)
+            log.warning("cannot read message %s: %s", method, exc.__class__.__name__)
             if is_request:
-                self._send_error(raw["id"], INVALID_PARAMS, f"Invalid params for {method}: {exc}")
+                self._send_error(raw["id"], INVALID_PARAMS, f"Invalid params for {method}")
             return
         try:
             self.handle_message(message)
         except SystemExit:
             raise
         except Exception:
+            # pygls answers every request inside handle_message; what escapes is a transport
+            # failure, and a second answer could duplicate one: log it and keep reading.
             log.exception("handler for %s failed", method)
 
     def _converter_structure(self, raw: dict[str, Any]) -> Any:

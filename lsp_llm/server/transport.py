@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sys
 from typing import BinaryIO
 
 from lsp_llm.server.app import Shared, create_server
-from lsp_llm.server.protocol import run_session, stdin_reader
+from lsp_llm.server.protocol import FrameError, FrameParser, run_session, stdin_reader
 
 log = logging.getLogger(__name__)
+
+TOKEN_ENV = "LSP_LLM_TCP_TOKEN"
+"""The shared secret for TCP sessions: read by the daemon (when ``tcpToken`` is not set) and
+by ``lsp-llm connect``, which adds it to the ``initialize`` it forwards."""
 
 
 class _SyncWriter:
@@ -87,6 +92,7 @@ async def run_tcp(
     """Accept connections until cancelled; each is its own LSP session on the shared model."""
     loop = asyncio.get_running_loop()
     shared.daemon = True
+    token = shared.base_settings.tcp_token or os.environ.get(TOKEN_ENV, "")
     shared.engine.start()
     if shared.workspaces is not None:
         shared.workspaces.start(loop)
@@ -100,6 +106,7 @@ async def run_tcp(
         stop = asyncio.Event()
         server.protocol.set_writer(_StreamWriter(writer))
         server.protocol.on_exit = lambda code: stop.set()
+        server.protocol.tcp_token = token
 
         async def read() -> bytes:
             try:
@@ -152,6 +159,47 @@ def serve_tcp(shared: Shared, host: str, port: int) -> int:
     return 0
 
 
+class _TokenInjector:
+    """Re-frame client messages until the first ``initialize``, adding the TCP token to its
+    ``initializationOptions``; after that, bytes pass through untouched."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.done = False
+        self._parser = FrameParser()
+
+    def feed(self, data: bytes) -> bytes:
+        out = bytearray()
+        for item in self._parser.feed(data):
+            if isinstance(item, FrameError):
+                continue  # the server would drop it too
+            body = item
+            if not self.done:
+                body = self._inject(item)
+            out += b"Content-Length: %d\r\n\r\n" % len(body) + body
+            if self.done:
+                out += self._parser.take_pending()
+                break
+        return bytes(out)
+
+    def _inject(self, body: bytes) -> bytes:
+        try:
+            message = json.loads(body)
+        except (ValueError, RecursionError):
+            return body
+        if not isinstance(message, dict) or message.get("method") != "initialize":
+            return body
+        self.done = True
+        params = message.get("params")
+        if not isinstance(params, dict):
+            return body
+        options = params.get("initializationOptions")
+        if not isinstance(options, dict):
+            options = {}
+        params["initializationOptions"] = {**options, "tcpToken": self.token}
+        return json.dumps(message).encode("utf-8")
+
+
 async def _bridge(host: str, port: int) -> int:
     """Copy stdin to a daemon's socket and its answers to stdout."""
     loop = asyncio.get_running_loop()
@@ -166,9 +214,15 @@ async def _bridge(host: str, port: int) -> int:
         return 1
     read_stdin = stdin_reader(loop, sys.stdin.fileno())
     out_fd = sys.stdout.fileno()
+    token = os.environ.get(TOKEN_ENV, "")
 
     async def upstream() -> None:
+        injector = _TokenInjector(token) if token else None
         while data := await read_stdin():
+            if injector is not None:
+                data = injector.feed(data)
+                if injector.done:
+                    injector = None
             writer.write(data)
             await writer.drain()
         writer.close()

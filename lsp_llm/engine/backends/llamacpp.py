@@ -436,6 +436,9 @@ class LlamaCppBackend:
             "return_progress": True,
             "cache_prompt": self.settings.prefix_cache,
         }
+        if request.temperature <= 0:
+            # Greedy: top-k 1 skips sorting a 262k vocabulary for top-p (~10 % of a step).
+            body.update(top_k=1, top_p=1.0)
         stops = [s for s in request.stop if s]
         if stops:
             body["stop"] = stops

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -223,6 +224,20 @@ class OpenAIBackend:
             return BackendError(f"{self.endpoint} is unavailable (503, still loading?){suffix}")
         return BackendError(f"{self.endpoint} failed {what} with HTTP {status}{suffix}")
 
+    def _warn_cleartext_key(self) -> None:
+        host = (urlsplit(self.endpoint).hostname or "").lower()
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        if (
+            self.endpoint.startswith("http://")
+            and not loopback
+            and "Authorization" in self._headers()
+        ):
+            log.warning(
+                "the API key from $%s is sent to %s without TLS (http://)",
+                self.settings.api_key_env,
+                self.endpoint,
+            )
+
     def _unreachable(self, exc: Exception) -> BackendError:
         reason = str(exc) or exc.__class__.__name__
         return BackendError(f"cannot reach {self.endpoint}: is the server running? ({reason})")
@@ -264,6 +279,11 @@ class OpenAIBackend:
                 # RemoteProtocolError here: the connection died before any response (a stale
                 # keep-alive connection); nothing was processed, so a retry is safe.
                 if attempt == CONNECT_RETRIES:
+                    if isinstance(exc, httpx.RemoteProtocolError):
+                        raise BackendError(
+                            f"{self.endpoint} closed the connection without an HTTP answer "
+                            f"({exc}); is this an HTTP endpoint?"
+                        ) from exc
                     raise self._unreachable(exc) from exc
                 log.debug(
                     "connection to %s failed (%s); retrying in %.2fs", self.endpoint, exc, delay
@@ -322,6 +342,7 @@ class OpenAIBackend:
                 ", ".join(self.served_models[:5]),
             )
         self.model_name = self.served_model
+        self._warn_cleartext_key()
         if self._tokenizer is None:
             progress("looking for a local tokenizer", 0.6)
             self._tokenizer = load_local_tokenizer(

@@ -145,8 +145,12 @@ def load_gguf(path: Path, progress: ProgressFn) -> tuple[Any, Any]:
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
-    return isinstance(exc, (RuntimeError, MemoryError)) and (
-        isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+    if isinstance(exc, MemoryError):
+        return True
+    # CUDA/MPS say "out of memory"; torch's CPU allocator says "can't allocate memory".
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
     )
 
 
