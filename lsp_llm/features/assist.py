@@ -37,6 +37,7 @@ from lsp_llm.prompts.instructions import (
     explain_should_stop,
     finish_explanation,
 )
+from lsp_llm.security import is_secret_path
 
 OnChunk = Callable[[str], None]
 _INSTRUCT_MARKERS = ("instruct", "-it", "_it", "chat", "-sft")
@@ -74,6 +75,13 @@ def use_chat(engine: Engine) -> bool:
         any(m in name for m in _INSTRUCT_MARKERS)
         and backend.render_chat((ChatMessage(role="user", content="hi"),)) is not None
     )
+
+
+def _ensure_allowed(snap: DocumentSnapshot, settings: Settings) -> None:
+    if is_secret_path(snap.uri, settings.secret_patterns):
+        raise InvalidParams(
+            "this file matches secretPatterns: its content is never sent to a model"
+        )
 
 
 def _ensure_ready(engine: Engine) -> None:
@@ -129,6 +137,7 @@ async def explain(
     settings: Settings,
     on_chunk: OnChunk | None = None,
 ) -> ExplainResult:
+    _ensure_allowed(snap, settings)
     _ensure_ready(engine)
     code, first, last = explain_region(snap, start, end)
     if use_chat(engine):
@@ -176,6 +185,7 @@ async def docstring(
 
     if normalize_language(snap.language) is None:
         raise InvalidParams(f"docstrings are not supported for {snap.language!r} files")
+    _ensure_allowed(snap, settings)
     target = find_target(snap.text, line, snap.language)
     if target is None:
         raise InvalidParams("no function, method or class at this position")

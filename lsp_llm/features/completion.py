@@ -21,6 +21,7 @@ from lsp_llm.prompts.budget import PromptBudget
 from lsp_llm.prompts.completion import build_completion_prompt
 from lsp_llm.prompts.postprocess import make_stop_predicate, postprocess_completion
 from lsp_llm.prompts.templates import TEMPLATES, FimTemplate, detect_family
+from lsp_llm.security import is_secret_path
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class CompletionOutcome:
     """Milliseconds: received->prompt, ->first token, ->last token, total."""
     prompt: str = ""
     error: str = ""
+    snippets: tuple[ContextSnippet, ...] = ()
+    """Cross-file context that went into the prompt."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +124,8 @@ class CompletionService:
         is_current: Callable[[], bool] = lambda: True,
     ) -> CompletionOutcome:
         t0 = time.perf_counter()
+        if is_secret_path(snap.uri, settings.secret_patterns):
+            return CompletionOutcome(suggestions=(), source="none", reason="secret file")
         offset = max(0, min(offset, len(snap.text)))
         n = settings.num_suggestions if trigger == "invoked" else 1
         if settings.completion_cache:
@@ -225,4 +230,5 @@ class CompletionService:
             source="model",
             spans=spans,
             prompt=prompt.text,
+            snippets=prompt.snippets,
         )

@@ -149,6 +149,18 @@ class LlmServer(LanguageServer):
         }
         payload["session"] = self.session_id
         payload["sessions"] = len(self.shared.sessions)
+        last = self.last_completion
+        if last is not None:
+            payload["lastCompletion"] = {
+                "source": last.source,
+                "reason": last.reason,
+                "suggestions": len(last.suggestions),
+                "spansMs": {k: round(v, 2) for k, v in last.spans.items()},
+                "context": [
+                    {"path": s.path, "source": s.source, "score": round(s.score, 3)}
+                    for s in last.snippets
+                ],
+            }
         if self.shared.workspaces is not None:
             payload["index"] = self.shared.workspaces.status_for(workspace_roots(self.workspace))
         if self.shared.stats is not None:

@@ -62,7 +62,7 @@ def _parse_header(header: bytes) -> int | None:
     return length
 
 
-def _partial_token_tail(buf: bytearray) -> int:
+def _partial_token_tail(buf: bytes | bytearray) -> int:
     """Length of the longest suffix of ``buf`` that could start a header (split across reads)."""
     longest = max(len(t) for t in _HEADER_TOKENS) - 1
     for size in range(min(longest, len(buf)), 0, -1):
@@ -170,6 +170,15 @@ class FrameParser:
             return self._skip(
                 nxt.start(), "Content-Length does not match the frame; resynchronised"
             )
+        if (
+            nxt is None
+            and (_HEADER_START.search(body) is not None or _partial_token_tail(body) > 0)
+            and buf.find(_HEADER_END, body_end) == -1
+            and len(buf) - body_end < MAX_HEADER
+            and not _looks_like_json(body)
+        ):
+            # The next header may be forming inside this body: decide when it is complete.
+            return None
         del buf[:body_end]
         self._scanned = 0
         return body
