@@ -101,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--tcp", action="store_true", help="run a daemon: many clients share one model"
     )
-    p.add_argument("--host", default="127.0.0.1", help="TCP address (default: loopback only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="TCP address (default 127.0.0.1: loopback only; anything else is reachable from the network)",
+    )
     p.add_argument("--port", type=int, default=2087, help="TCP port (default 2087; 0 picks one)")
     p.add_argument("--no-index", action="store_true", help="do not index or watch the workspace")
     _model_args(p)

@@ -1,0 +1,127 @@
+"""The one-shot commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "docs" / "examples" / "fib.py"
+
+
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lsp_llm", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def test_help_explains_every_command(server_env: dict[str, str], tmp_path: Path) -> None:
+    out = run(["--help"], server_env, tmp_path)
+    assert out.returncode == 0
+    for command in (
+        "serve",
+        "connect",
+        "complete",
+        "explain",
+        "docstring",
+        "index",
+        "context",
+        "doctor",
+        "stats",
+        "bench",
+        "eval",
+    ):
+        assert command in out.stdout
+    serve = run(["serve", "--help"], server_env, tmp_path)
+    assert "--tcp" in serve.stdout and "127.0.0.1" in serve.stdout
+
+
+def test_complete_with_tiny_model(
+    tmp_path: Path, tiny_args: list[str], server_env: dict[str, str]
+) -> None:
+    shutil.copy(EXAMPLE, tmp_path / "fib.py")
+    out = run(["complete", "fib.py:5:12", "--json", *tiny_args], server_env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["suggestions"] and data["suggestions"][0].strip()
+    assert data["backend"] == "transformers"
+
+
+def test_complete_reports_bad_locations(
+    tmp_path: Path, tiny_args: list[str], server_env: dict[str, str]
+) -> None:
+    shutil.copy(EXAMPLE, tmp_path / "fib.py")
+    out = run(["complete", "fib.py:500:1", *tiny_args], server_env, tmp_path)
+    assert out.returncode == 2 and "outside" in out.stderr
+    out = run(["complete", "missing.py:1:1", *tiny_args], server_env, tmp_path)
+    assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+def test_docstring_cli_prints_a_diff_and_writes(
+    tmp_path: Path, tiny_args: list[str], server_env: dict[str, str]
+) -> None:
+    shutil.copy(EXAMPLE, tmp_path / "fib.py")
+    out = run(["docstring", "fib.py:8", *tiny_args], server_env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("--- a/fib.py") and "+    " in out.stdout
+    out = run(["docstring", "fib.py:8", "--write", *tiny_args], server_env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    import ast
+
+    tree = ast.parse((tmp_path / "fib.py").read_text())
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "is_prime")
+    doc = ast.get_docstring(fn)
+    assert doc and "n" in doc
+
+
+def test_explain_cli_streams_to_stdout(
+    tmp_path: Path, tiny_args: list[str], server_env: dict[str, str]
+) -> None:
+    shutil.copy(EXAMPLE, tmp_path / "fib.py")
+    out = run(
+        ["explain", "fib.py:1-5", *tiny_args, "--set", "explainMaxNewTokens=20"],
+        server_env,
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+
+
+@pytest.mark.slow
+def test_readme_run_command_on_the_embedded_model(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    """What the README's first command runs: the embedded default, auto backend."""
+    out = run(["complete", str(EXAMPLE) + ":5:12", "--json"], server_env, REPO)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert "gemma-3-270m" in data["model"]
+    assert data["suggestions"] and data["suggestions"][0].strip()
+
+
+@pytest.mark.slow
+def test_embedded_gguf_through_transformers_is_converted_once(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    args = ["complete", str(EXAMPLE) + ":5:12", "--json", "--backend", "transformers", "-v"]
+    first = run(args, server_env, REPO, timeout=900)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["suggestions"]
+    cache = Path(server_env["XDG_CACHE_HOME"]) / "lsp-llm" / "converted"
+    converted = [p for p in cache.iterdir() if (p / "done").is_file()]
+    assert converted and (converted[0] / "model.safetensors").is_file()
+    second = run(args, server_env, REPO, timeout=900)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["suggestions"]
