@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="TCP address (default 127.0.0.1: loopback only; anything else is reachable from the network)",
+        help="TCP address (default 127.0.0.1: loopback only)",
     )
     p.add_argument("--port", type=int, default=2087, help="TCP port (default 2087; 0 picks one)")
     p.add_argument("--no-index", action="store_true", help="do not index or watch the workspace")

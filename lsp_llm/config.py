@@ -11,6 +11,7 @@ layer's value is kept. ``Settings`` itself is immutable; a new layer produces a 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -76,6 +77,8 @@ class Settings:
     """Prompt token budget (prefix + suffix + retrieved context)."""
     suffix_share: float = 0.25
     """Share of the prompt budget given to text after the cursor (FIM models only)."""
+    threads: int = 0
+    """CPU threads for the model; 0 picks: all but one core on small machines, half on big."""
     temperature: float = 0.0
     top_p: float = 0.95
     debounce_ms: int = 0
@@ -116,6 +119,18 @@ _CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
 
 def to_snake(name: str) -> str:
     return _CAMEL_RE.sub("_", name).lower().replace("-", "_")
+
+
+def cpu_threads(settings: Settings) -> int:
+    """Threads for CPU inference. Leaving a core free on small machines keeps decoding steady
+    while the editor and other tools are busy (llama.cpp's threads meet at every step)."""
+    if settings.threads > 0:
+        return settings.threads
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1) if cores <= 4 else max(4, cores // 2)
 
 
 def to_camel(name: str) -> str:

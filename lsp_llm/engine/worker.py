@@ -26,7 +26,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-from lsp_llm.config import Settings
+from lsp_llm.config import Settings, cpu_threads
 from lsp_llm.engine.backends.base import Backend, BackendError, OutOfMemory, TokenizerLike
 from lsp_llm.engine.models import ModelNotFound, ModelSpec, choose_backend, resolve_model
 from lsp_llm.engine.requests import GenerationRequest, GenerationResult, Timings, TokenEvent
@@ -92,7 +92,7 @@ def make_backend(settings: Settings) -> tuple[Backend, str]:
             raise BackendError("the llamacpp backend needs a .gguf model")
         from lsp_llm.engine.backends.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend(settings, spec.path), reason
+        return LlamaCppBackend(settings, spec.path, threads=cpu_threads(settings)), reason
     from lsp_llm.engine.backends.transformers import TransformersBackend
 
     return TransformersBackend(settings, spec), reason

@@ -127,6 +127,7 @@ class LlmServer(LanguageServer):
         for warning in warnings:
             self.warn(warning)
         self.set_settings(settings)
+        self.shared.engine.start()
 
     # -- messages to the user --------------------------------------------------------------
     def warn(self, message: str) -> None:

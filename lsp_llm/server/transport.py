@@ -58,7 +58,8 @@ async def _serve_stdio(shared: Shared, stdin_fd: int, stdout: BinaryIO) -> int:
     stop = asyncio.Event()
     server.protocol.set_writer(_SyncWriter(stdout))
     server.protocol.on_exit = lambda code: stop.set()
-    shared.engine.start()
+    # The engine starts at `initialize`, once the client's settings are known: a model named
+    # in initializationOptions is the first and only one loaded.
     if shared.workspaces is not None:
         shared.workspaces.start(loop)
     try:

@@ -15,7 +15,6 @@ import hashlib
 import inspect
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from typing import Any
 
 import torch
 
-from lsp_llm.config import Settings, cache_dir
+from lsp_llm.config import Settings, cache_dir, cpu_threads
 from lsp_llm.engine.backends.base import BackendError, EmitFn, OutOfMemory, ProgressFn
 from lsp_llm.engine.models import ModelSpec
 from lsp_llm.engine.requests import (
@@ -180,7 +179,7 @@ class TransformersBackend:
         device = pick_device(self.settings.device)
         dtype = pick_dtype(self.settings.dtype, device)
         if device == "cpu":
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            torch.set_num_threads(cpu_threads(self.settings))
         try:
             if self.spec.format == "gguf":
                 model, tok = load_gguf(Path(self.spec.path), progress)
