@@ -26,12 +26,14 @@ SCHEMA = 1
 class Bucket:
     shown: int = 0
     accepted: int = 0
+    partially_accepted: int = 0
     latency_ms_total: float = 0.0
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "shown": self.shown,
             "accepted": self.accepted,
+            "partiallyAccepted": self.partially_accepted,
             "acceptanceRate": round(self.accepted / self.shown, 4) if self.shown else 0.0,
             "meanLatencyMs": round(self.latency_ms_total / self.shown, 1) if self.shown else 0.0,
         }
@@ -62,6 +64,7 @@ class AcceptanceStats:
                 self.buckets[key] = Bucket(
                     shown=int(value["shown"]),
                     accepted=int(value["accepted"]),
+                    partially_accepted=int(value.get("partially_accepted", 0)),
                     latency_ms_total=float(value["latency_ms_total"]),
                 )
         except FileNotFoundError:
@@ -101,11 +104,18 @@ class AcceptanceStats:
             self._pending.popitem(last=False)
         self.save()
 
-    def accepted(self, suggestion_id: str) -> bool:
-        key = self._pending.pop(str(suggestion_id), None)
+    def accepted(self, suggestion_id: str, *, partial: bool = False) -> bool:
+        """Count an acceptance. A partial one (a word or line of the suggestion, where the
+        client reports it) keeps the suggestion pending so a later full accept still counts."""
+        key = self._pending.get(str(suggestion_id))
         if key is None:
             return False
-        self.buckets.setdefault(key, Bucket()).accepted += 1
+        bucket = self.buckets.setdefault(key, Bucket())
+        if partial:
+            bucket.partially_accepted += 1
+        else:
+            del self._pending[str(suggestion_id)]
+            bucket.accepted += 1
         self.save(force=True)
         return True
 

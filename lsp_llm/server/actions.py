@@ -302,5 +302,7 @@ def register(server: LlmServer) -> None:
     def accept_command(ls: LlmServer, *args: Any) -> dict[str, Any]:
         info = as_plain(args[0]) if args else {}
         sid = info.get("id") if isinstance(info, dict) else info
-        counted = ls.shared.stats.accepted(str(sid)) if ls.shared.stats is not None else False
+        partial = bool(info.get("partial")) if isinstance(info, dict) else False
+        stats = ls.shared.stats
+        counted = stats.accepted(str(sid), partial=partial) if stats is not None else False
         return {"counted": counted}
