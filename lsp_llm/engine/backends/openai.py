@@ -36,6 +36,7 @@ import httpx
 from lsp_llm.config import Settings
 from lsp_llm.engine.backends.approx_tokenizer import ApproxTokenizer
 from lsp_llm.engine.backends.base import BackendError, EmitFn, ProgressFn, TokenizerLike
+from lsp_llm.engine.backends.hf_tokenizer import HFTokenizer
 from lsp_llm.engine.requests import (
     ChatMessage,
     GenerationRequest,
@@ -53,29 +54,6 @@ BACKOFF_S = 0.25
 CANCEL_POLL_S = 0.02
 MAX_STOP_SEQUENCES = 4
 """The OpenAI API accepts at most 4; any further stop sequence is applied on our side only."""
-
-
-class _LocalHFTokenizer:
-    """A transformers tokenizer seen through :class:`TokenizerLike` (no torch needed)."""
-
-    exact = True
-
-    def __init__(self, tok: Any) -> None:
-        self.tok = tok
-        specials: set[str] = set(getattr(tok, "all_special_tokens", []) or [])
-        with contextlib.suppress(Exception):  # a tokenizer without added vocab
-            specials.update(str(t) for t in tok.get_added_vocab())
-        self._specials = frozenset(specials)
-
-    @property
-    def special_tokens(self) -> frozenset[str]:
-        return self._specials
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tok.encode(text, add_special_tokens=False))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return str(self.tok.decode(list(ids), skip_special_tokens=False))
 
 
 def load_local_tokenizer(source: str, *, allow_gguf: bool = False) -> TokenizerLike | None:
@@ -102,7 +80,7 @@ def load_local_tokenizer(source: str, *, allow_gguf: bool = False) -> TokenizerL
     except Exception as exc:  # not cached, not a tokenizer, transformers missing...
         log.debug("no local tokenizer for %s: %s", source, exc)
         return None
-    return _LocalHFTokenizer(tok)
+    return HFTokenizer(tok)
 
 
 def _server_message(response: httpx.Response) -> str:

@@ -10,7 +10,6 @@ We run our own prefill/decode loop instead of ``model.generate`` so that
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import json
@@ -25,6 +24,7 @@ import torch
 
 from lsp_llm.config import Settings, cache_dir, cpu_threads
 from lsp_llm.engine.backends.base import BackendError, EmitFn, OutOfMemory, ProgressFn
+from lsp_llm.engine.backends.hf_tokenizer import HFTokenizer
 from lsp_llm.engine.models import ModelSpec
 from lsp_llm.engine.requests import (
     ChatMessage,
@@ -61,36 +61,6 @@ def pick_dtype(requested: str, device: str) -> torch.dtype:
     if device == "mps":
         return torch.float16
     return torch.float32
-
-
-class HFTokenizer:
-    """A transformers tokenizer seen through :class:`TokenizerLike`."""
-
-    exact = True
-
-    def __init__(self, tok: Any) -> None:
-        self.tok = tok
-        specials: set[str] = set(getattr(tok, "all_special_tokens", []) or [])
-        with contextlib.suppress(Exception):  # a tokenizer without added vocab
-            specials.update(str(t) for t in tok.get_added_vocab())
-        self._specials = frozenset(specials)
-
-    @property
-    def special_tokens(self) -> frozenset[str]:
-        return self._specials
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tok.encode(text, add_special_tokens=False))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return str(self.tok.decode(list(ids), skip_special_tokens=False))
-
-    def token_id(self, token: str) -> int | None:
-        ids = self.tok.convert_tokens_to_ids([token])
-        unk = getattr(self.tok, "unk_token_id", None)
-        if ids and ids[0] is not None and ids[0] != unk:
-            return int(ids[0])
-        return None
 
 
 def _gguf_cache_dir(gguf: Path) -> Path:
