@@ -68,7 +68,8 @@ async def run_completion(
 
 
 def register(server: LlmServer) -> None:
-    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
+    # pygls advertises inlineCompletionProvider only when options are given.
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: LlmServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:

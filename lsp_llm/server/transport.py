@@ -25,10 +25,18 @@ class _SyncWriter:
 
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
+        self.closed = False
 
     def write(self, data: bytes) -> None:
-        self._out.write(data)
-        self._out.flush()
+        if self.closed:
+            return
+        try:
+            self._out.write(data)
+            self._out.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            # The client went away (an editor quitting); the reader sees EOF next.
+            self.closed = True
+            log.info("client closed the output pipe")
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

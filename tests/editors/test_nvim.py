@@ -1,0 +1,153 @@
+"""Real Neovim, headless, with the shipped plugin and its example init.lua.
+
+Each test starts `nvim --headless --clean -u editor-configs/nvim/examples/init.lua FILE`
+and runs tests/editors/nvim/driver.lua, which plays one scenario through Neovim's own
+LSP client (real keys in insert mode, the plugin's commands) and writes what it saw
+to JSON. The server is this checkout's `lsp_llm` with the tiny random-weight model.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.editors.conftest import NVIM_DRIVER, NVIM_INIT
+
+pytestmark = pytest.mark.slow
+
+SOURCE = """def add(a, b):
+    return a + b
+
+
+def scale(values, factor):
+    result = []
+    for value in values:
+        result.append(value * factor)
+    return result
+"""
+
+
+def run_scenario(
+    nvim_bin: str, env: dict[str, str], workspace: Path, scenario: str, text: str = SOURCE
+) -> dict[str, Any]:
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / ".lsp-llm.toml").write_text("# lsp-llm test workspace\n", encoding="utf-8")
+    source = workspace / "example.py"
+    source.write_text(text, encoding="utf-8")
+    out = workspace.parent / f"{scenario}.json"
+    env = {
+        **env,
+        "LSP_LLM_TEST_SCENARIO": scenario,
+        "LSP_LLM_TEST_OUT": str(out),
+        "LSP_LLM_TEST_TIMEOUT": "150000",
+    }
+    proc = subprocess.run(
+        [
+            nvim_bin,
+            "--headless",
+            "--clean",
+            "-u",
+            str(NVIM_INIT),
+            str(source),
+            "-c",
+            f"luafile {NVIM_DRIVER}",
+        ],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    diagnostics = _diagnostics(workspace.parent, env, proc)
+    assert out.exists(), f"nvim wrote no result (exit {proc.returncode})\n{diagnostics}"
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    assert result["ok"], f"{result.get('error')}\n{json.dumps(result, indent=1)}\n{diagnostics}"
+    result["diagnostics"] = diagnostics
+    return result
+
+
+def _diagnostics(root: Path, env: dict[str, str], proc: subprocess.CompletedProcess[str]) -> str:
+    parts = [f"--- nvim stderr ---\n{proc.stderr[-3000:]}"]
+    lsp_log = Path(env["XDG_STATE_HOME"]) / "nvim" / "lsp.log"
+    server_log = root / "server.log"
+    for name, path in (("nvim lsp.log", lsp_log), ("server log", server_log)):
+        if path.exists():
+            parts.append(f"--- {name} ---\n{path.read_text(errors='replace')[-4000:]}")
+    return "\n".join(parts)
+
+
+def _events(result: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [e for e in result["events"] if e["name"] == name]
+
+
+def test_inline_completion_ghost_text_and_accept(
+    nvim_bin: str, nvim_version: tuple[int, int], editor_env: dict[str, str], tmp_path: Path
+) -> None:
+    if nvim_version < (0, 12):
+        pytest.skip(f"vim.lsp.inline_completion needs Neovim 0.12 (found {nvim_version})")
+    text = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
+    result = run_scenario(nvim_bin, editor_env, tmp_path / "ws", "inline", text)
+
+    assert result["capabilities"]["inlineCompletion"], "server did not announce inlineCompletion"
+    assert result["enabled"], "the plugin did not enable vim.lsp.inline_completion"
+    assert result["mode_when_shown"].startswith("i")
+    assert result["ghost_text"].strip(), "empty ghost text"
+    # <Tab> accepted the suggestion: line 2 grew by the suggested text.
+    before, after = result["before"], result["after"]
+    assert after != before
+    assert after[0] == before[0]
+    assert "".join(after[1:]).strip(), after
+    inserted = "\n".join(after[1 : len(after) - (len(before) - 2)])
+    first_ghost_line = result["ghost_text"].split("\n")[0].strip()
+    assert first_ghost_line in inserted, (result["ghost_text"], after)
+    # The item's command told the server the suggestion was accepted.
+    commands = [e["data"].get("command") for e in _events(result, "request")]
+    assert "lspLlm.didAccept" in commands, result["events"]
+
+
+def test_explain_streams_into_float_and_q_cancels(
+    nvim_bin: str, editor_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = run_scenario(nvim_bin, editor_env, tmp_path / "ws", "explain")
+
+    assert result["float"], "the explanation is not in a floating window"
+    assert result["float_filetype"] == "markdown"
+    done = _events(result, "LspLlmExplainDone")
+    assert len(done) == 2
+    first_done = done[0]
+    chunks = [e for e in _events(result, "LspLlmExplainChunk") if e["t"] <= first_done["t"]]
+    assert chunks, "no partial result arrived before the request finished"
+    streamed = "".join(c["data"]["text"] for c in chunks)
+    # The float showed the text as it streamed, and the final answer matches the stream.
+    assert chunks[0]["data"]["float_text"].strip()
+    assert chunks[-1]["data"]["float_text"].startswith(streamed.split("\n")[0])
+    assert first_done["data"].get("err") is None, first_done
+    assert first_done["data"]["text"].strip()
+    assert first_done["data"]["text"].startswith(streamed.rstrip()[:20])
+    # `q` closed the second float; the request was cancelled (or had just finished).
+    assert result["q_closed_float"]
+    second = done[1]["data"]
+    pressed = _events(result, "pressing_q")[0]["data"]
+    if not pressed["done_already"]:
+        assert second.get("err") == "cancelled", second
+
+
+def test_docstring_command_edits_buffer(
+    nvim_bin: str, editor_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = run_scenario(nvim_bin, editor_env, tmp_path / "ws", "docstring")
+
+    done = _events(result, "LspLlmDocstringDone")
+    assert done and done[0]["data"]["applied"], done
+    before, after = result["before"], result["after"]
+    assert len(after) > len(before), after
+    assert after[0] == before[0] == "def add(a, b):"
+    assert after[-len(before) + 1 :] == before[1:], "the function body must be kept"
+    # The new lines sit inside the function, indented, as a string literal.
+    added = after[1 : len(after) - len(before) + 1]
+    assert all(line.startswith("    ") or not line.strip() for line in added), added
+    assert added[0].strip().startswith(('"""', "'''", 'r"""')), added
