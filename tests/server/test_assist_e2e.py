@@ -13,7 +13,7 @@ from lsprotocol import types
 
 from tests.lsp_helpers import Session, plain, start_session, wait_until
 
-SOURCE = '''import math
+SOURCE = """import math
 
 
 class Shape:
@@ -27,7 +27,7 @@ def outer(a, b=2, *args, **kwargs):
         return x * a
 
     return inner(b) + len(args) + len(kwargs)
-'''
+"""
 
 
 def _collect_partials(s: Session) -> dict[str, list[str]]:
@@ -195,14 +195,18 @@ async def test_code_actions_listed_without_model_and_resolve_to_edit(
         assert {"Explain this code", "Generate docstring"} <= titles
         assert plain(await s.status())["lastRequest"] == before, "listing must not run the model"
         doc_action = next(
-            a for a in actions if isinstance(a, types.CodeAction) and a.title == "Generate docstring"
+            a
+            for a in actions
+            if isinstance(a, types.CodeAction) and a.title == "Generate docstring"
         )
         resolved = await s.client.code_action_resolve_async(doc_action)
         assert resolved.edit is not None
         edit = s.client.protocol._converter.unstructure(resolved.edit)
         new = _apply(SOURCE, edit, uri)
         tree = ast.parse(new)
-        inner = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "inner")
+        inner = next(
+            n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "inner"
+        )
         assert ast.get_docstring(inner)
 
 
