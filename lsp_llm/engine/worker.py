@@ -316,6 +316,8 @@ class Engine:
             )
             return
         self._backend = backend
+        # Settings that changed while the model loaded (initializationOptions) apply now.
+        self.update_settings(self._settings)
         log.info(
             "model %s ready on %s (%s) in %.1fs",
             backend.model_name,

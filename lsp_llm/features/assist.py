@@ -14,6 +14,7 @@ from lsp_llm.config import Settings
 from lsp_llm.engine.requests import (
     PRIORITY_DOCSTRING,
     PRIORITY_EXPLAIN,
+    CancelToken,
     ChatMessage,
     GenerationRequest,
     GenerationResult,
@@ -136,6 +137,7 @@ async def explain(
     *,
     settings: Settings,
     on_chunk: OnChunk | None = None,
+    cancel: CancelToken | None = None,
 ) -> ExplainResult:
     _ensure_allowed(snap, settings)
     _ensure_ready(engine)
@@ -147,6 +149,7 @@ async def explain(
             temperature=settings.temperature,
             priority=PRIORITY_EXPLAIN,
             kind="explain",
+            cancel=cancel or CancelToken(),
         )
     else:
         prompt, stops = explain_plain_prompt(code, language=snap.language, path=snap.path)
@@ -158,6 +161,7 @@ async def explain(
             temperature=settings.temperature,
             priority=PRIORITY_EXPLAIN,
             kind="explain",
+            cancel=cancel or CancelToken(),
         )
     result = await _run(engine, request, on_chunk)
     text = finish_explanation(result.text)
@@ -180,6 +184,7 @@ async def docstring(
     settings: Settings,
     on_chunk: OnChunk | None = None,
     replace_existing: bool = True,
+    cancel: CancelToken | None = None,
 ) -> DocstringResult:
     from lsp_llm.prompts.instructions import parse_docstring_answer
 
@@ -198,6 +203,7 @@ async def docstring(
             temperature=settings.temperature,
             priority=PRIORITY_DOCSTRING,
             kind="docstring",
+            cancel=cancel or CancelToken(),
         )
     else:
         prompt, stops = docstring_plain_prompt(target, style)
@@ -208,6 +214,7 @@ async def docstring(
             temperature=settings.temperature,
             priority=PRIORITY_DOCSTRING,
             kind="docstring",
+            cancel=cancel or CancelToken(),
         )
     result = await _run(engine, request, on_chunk)
     raw = result.text if request.messages else "Summary:" + result.text

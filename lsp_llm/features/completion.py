@@ -15,7 +15,12 @@ from typing import Literal
 
 from lsp_llm.config import Settings
 from lsp_llm.context.types import ContextSnippet
-from lsp_llm.engine.requests import PRIORITY_COMPLETION, GenerationRequest, GenerationResult
+from lsp_llm.engine.requests import (
+    PRIORITY_COMPLETION,
+    CancelToken,
+    GenerationRequest,
+    GenerationResult,
+)
 from lsp_llm.engine.worker import Engine
 from lsp_llm.prompts.budget import PromptBudget
 from lsp_llm.prompts.completion import build_completion_prompt
@@ -122,6 +127,7 @@ class CompletionService:
         trigger: Trigger = "automatic",
         retriever: Retriever | None = None,
         is_current: Callable[[], bool] = lambda: True,
+        cancel: CancelToken | None = None,
     ) -> CompletionOutcome:
         t0 = time.perf_counter()
         if is_secret_path(snap.uri, settings.secret_patterns):
@@ -182,6 +188,7 @@ class CompletionService:
             priority=PRIORITY_COMPLETION,
             supersede_key=f"{self.session_key}|{snap.uri}",
             kind="completion",
+            cancel=cancel or CancelToken(),
         )
         result: GenerationResult | None = None
         t_first = 0.0

@@ -126,7 +126,13 @@ async def explain(
     start, end = offset_at(doc, rng[0]), offset_at(doc, rng[1])
     try:
         return await assist.explain(
-            ls.shared.engine, snap, start, end, settings=ls.settings, on_chunk=stream
+            ls.shared.engine,
+            snap,
+            start,
+            end,
+            settings=ls.settings,
+            on_chunk=stream,
+            cancel=ls.protocol.cancel_token(),
         )
     finally:
         if stream is not None:
@@ -142,7 +148,12 @@ async def docstring(
     line = doc.position_codec.position_from_client_units(doc.lines, position).line
     try:
         result = await assist.docstring(
-            ls.shared.engine, snap, line, settings=ls.settings, on_chunk=stream
+            ls.shared.engine,
+            snap,
+            line,
+            settings=ls.settings,
+            on_chunk=stream,
+            cancel=ls.protocol.cancel_token(),
         )
     finally:
         if stream is not None:

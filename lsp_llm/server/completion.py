@@ -49,6 +49,7 @@ async def run_completion(
         trigger=trigger,
         retriever=retriever,
         is_current=is_current,
+        cancel=ls.protocol.cancel_token(),
     )
     ls.last_completion = outcome
     if outcome.error:

@@ -2,6 +2,8 @@
 
 * ``lspLlm/debugDocument`` ``{uri}`` -> ``{text, version}`` (or null when the document is not
   open): the server's own view of a document, to check incremental edits against a reference.
+* ``lspLlm/debugLastPrompt`` -> ``{prompt}``: the prompt of this session's last completion
+  (to check that secrets never reach the model).
 * ``lspLlm/debugFault`` ``{kind: "oom"}`` -> ``{armed: bool}``: the next generation on the
   transformers backend makes a real, impossible tensor allocation inside its forward pass, so
   the out-of-memory path (classification, cache reset, -32803 answer) runs for real.
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 DEBUG_ENV = "LSP_LLM_DEBUG"
 DEBUG_DOCUMENT = "lspLlm/debugDocument"
 DEBUG_FAULT = "lspLlm/debugFault"
+DEBUG_LAST_PROMPT = "lspLlm/debugLastPrompt"
 
 
 def enabled() -> bool:
@@ -56,6 +59,11 @@ def register(server: LlmServer) -> None:
         if doc is None:
             return None
         return {"text": doc.source, "version": doc.version}
+
+    @server.feature(DEBUG_LAST_PROMPT)
+    def debug_last_prompt(ls: LlmServer, params: Any) -> dict[str, Any]:
+        last = ls.last_completion
+        return {"prompt": last.prompt if last is not None else None}
 
     @server.feature(DEBUG_FAULT)
     def debug_fault(ls: LlmServer, params: Any) -> dict[str, Any]:

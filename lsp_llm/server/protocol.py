@@ -25,6 +25,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
+from lsp_llm.engine.requests import CancelToken
+
 log = logging.getLogger(__name__)
 
 PARSE_ERROR = -32700
@@ -184,6 +186,21 @@ class FrameParser:
         return body
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _scrub_surrogates(obj: Any) -> Any:
+    """Replace lone surrogates (valid JSON escapes, invalid text) by U+FFFD: one UTF-16 unit
+    for one, so client positions still line up, and tokenizers and encoders never choke."""
+    if isinstance(obj, str):
+        return obj.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(obj, list):
+        return [_scrub_surrogates(v) for v in obj]
+    if isinstance(obj, dict):
+        return {_scrub_surrogates(k): _scrub_surrogates(v) for k, v in obj.items()}
+    return obj
+
+
 def _valid_id(msg_id: Any) -> int | str | None:
     """``msg_id`` when it is a JSON-RPC id we can answer to, else None."""
     if isinstance(msg_id, str) or (isinstance(msg_id, int) and not isinstance(msg_id, bool)):
@@ -214,6 +231,31 @@ class LlmProtocol(LanguageServerProtocol):
 
     exit_code: int | None = None
     on_exit: Callable[[int], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cancel_tokens: dict[Any, CancelToken] = {}
+
+    def cancel_token(self) -> CancelToken:
+        """A token for the request being handled, set the moment its ``$/cancelRequest``
+        arrives: the model thread sees it at its next decode step, without waiting for the
+        handler's task to be woken up."""
+        token = CancelToken()
+        msg_id = self.msg_id
+        if msg_id is not None:
+            self.cancel_tokens[msg_id] = token
+        return token
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        token = self.cancel_tokens.pop(msg_id, None)
+        if token is not None:
+            token.cancel("cancelled by the client")
+        super()._handle_cancel_notification(msg_id)
+
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        self.cancel_tokens.pop(msg_id, None)
+        super()._send_handler_result(future, msg_id=msg_id)
+
     tcp_token: str = ""
     """When set (TCP sessions of a daemon started with ``tcpToken``), ``initialize`` must carry
     the same ``initializationOptions.tcpToken`` or the connection is answered and closed."""
@@ -237,6 +279,8 @@ class LlmProtocol(LanguageServerProtocol):
         """Parse and dispatch one frame body. Never raises (except SystemExit)."""
         try:
             raw = json.loads(body)
+            if _SURROGATE_ESCAPE.search(body):
+                raw = _scrub_surrogates(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             log.warning("dropping a frame that is not JSON: %s", reason)

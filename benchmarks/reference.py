@@ -1,0 +1,161 @@
+"""In-process baselines on the very model the server runs: raw loop, ``generate``, our backend.
+
+The server and this process load the same model directory the same way (``TransformersBackend``:
+same dtype, device and thread count), so the only difference left is what we measure: the LSP
+layer and the engine around the model.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from lsp_llm.config import Settings
+from lsp_llm.context.types import ContextSnippet
+from lsp_llm.engine.requests import GenerationRequest, GenerationResult
+
+
+class Reference:
+    """A model loaded in this process through the server's own backend class."""
+
+    def __init__(self, settings: Settings) -> None:
+        from lsp_llm.engine.backends.transformers import TransformersBackend
+        from lsp_llm.engine.models import resolve_model
+
+        self.settings = settings
+        self.backend = TransformersBackend(settings, resolve_model(settings))
+        self.backend.load(lambda message, fraction: None)
+        self.model: Any = self.backend.model
+        self.tokenizer = self.backend.tokenizer
+
+    # -- prompts --------------------------------------------------------------------------------
+    def template(self) -> Any:
+        from lsp_llm.prompts.templates import TEMPLATES, detect_family
+
+        family = detect_family(self.backend.model_name, self.tokenizer.special_tokens)
+        return TEMPLATES.get(family) if family else None
+
+    def completion_prompt(
+        self,
+        *,
+        text: str,
+        offset: int,
+        path: str,
+        language: str = "python",
+        snippets: tuple[ContextSnippet, ...] = (),
+    ) -> str:
+        """The prompt ``CompletionService.complete`` builds for these inputs and settings."""
+        from lsp_llm.prompts.budget import PromptBudget
+        from lsp_llm.prompts.completion import build_completion_prompt
+
+        s = self.settings
+        budget = PromptBudget(
+            total_tokens=s.context_window,
+            suffix_share=s.suffix_share,
+            context_share=s.retrieval_share if s.retrieval else 0.0,
+        )
+        return build_completion_prompt(
+            text=text,
+            offset=offset,
+            path=path,
+            language=language,
+            tokenizer=self.tokenizer,
+            template=self.template(),
+            budget=budget,
+            snippets=snippets,
+        ).text
+
+    def retrieve(
+        self, root: Path, file: Path, text: str, offset: int, index_cache: Path
+    ) -> tuple[ContextSnippet, ...]:
+        """The snippets the server's retriever returns (same index code, same token counter)."""
+        from lsp_llm.context.index import WorkspaceIndex
+
+        s = self.settings
+        if not s.retrieval:
+            return ()
+        index = WorkspaceIndex(root, s, index_cache)
+        index.build()
+        index.set_open_document(file, text)
+        return tuple(
+            index.retrieve(
+                file,
+                text,
+                offset,
+                budget=int(s.context_window * s.retrieval_share),
+                count=lambda t: len(self.tokenizer.encode(t)),
+            )
+        )
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return self.backend.prompt_ids(GenerationRequest(prompt=prompt))
+
+    # -- timed runs -----------------------------------------------------------------------------
+    def time_generate(self, ids: list[int], new_tokens: int) -> dict[str, float]:
+        """``model.generate``, greedy, exactly ``new_tokens`` tokens. Seconds."""
+        import torch
+        from transformers.generation.streamers import BaseStreamer
+
+        stamps: list[float] = []
+
+        class Stamp(BaseStreamer):
+            def put(self, value: Any) -> None:
+                stamps.append(time.perf_counter())
+
+            def end(self) -> None:
+                pass
+
+        inp = torch.tensor([ids], device=self.backend.device)
+        n = max(1, new_tokens)
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            self.model.generate(
+                input_ids=inp,
+                attention_mask=torch.ones_like(inp),
+                max_new_tokens=n,
+                min_new_tokens=n,
+                do_sample=False,
+                streamer=Stamp(),
+                pad_token_id=self.tokenizer.tok.eos_token_id,
+            )
+            t1 = time.perf_counter()
+        # put() is called once with the prompt, then once per new token.
+        tokens = stamps[1:] if len(stamps) > n else stamps
+        first = (tokens[0] - t0) if tokens else t1 - t0
+        last = (tokens[-1] - t0) if tokens else t1 - t0
+        return {"total_s": t1 - t0, "first_token_s": first, "last_token_s": last, "new_tokens": n}
+
+    def time_raw_loop(self, ids: list[int], new_tokens: int) -> dict[str, float]:
+        """The floor: prefill + ``new_tokens`` greedy steps with a DynamicCache. Seconds."""
+        import torch
+
+        backend = self.backend
+        n = max(1, new_tokens)
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            cache = backend._new_cache()
+            out = backend._forward(torch.tensor([ids], device=backend.device), cache)
+            tok = out.logits[:, -1, :].argmax(-1)
+            t_first = time.perf_counter()
+            for _ in range(n - 1):
+                out = backend._forward(tok.view(1, 1), cache)
+                tok = out.logits[:, -1, :].argmax(-1)
+            int(tok[0])  # sync
+            t1 = time.perf_counter()
+        return {"total_s": t1 - t0, "first_token_s": t_first - t0, "last_token_s": t1 - t0}
+
+    def time_backend(
+        self, prompt: str, new_tokens: int
+    ) -> tuple[dict[str, float], GenerationResult]:
+        """Our own decode loop (``TransformersBackend.generate``) without the LSP layer."""
+        self.backend.prefix_cache_enabled = False
+        self.backend._cache, self.backend._cache_ids = None, []
+        request = GenerationRequest(prompt=prompt, max_new_tokens=max(1, new_tokens))
+        t0 = time.perf_counter()
+        result = self.backend.generate(request, lambda event: None)
+        t1 = time.perf_counter()
+        return {"total_s": t1 - t0, "first_token_s": result.timings.first_token_s}, result
+
+    def close(self) -> None:
+        self.backend.close()
