@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 OVERLAY_DELAY_S = 0.3
 """Unsaved edits reach the index at most this often per document."""
+WATCH_DEBOUNCE_MS = 100
+"""Disk changes are batched this long (a checkout of hundreds of files is still one batch)."""
 
 
 @dataclasses.dataclass
@@ -103,7 +105,9 @@ class Workspaces:
         if entry.state != "ready":
             return
         try:
-            await entry.index.watch(entry.stop, on_update=lambda paths: self._changed(ls))
+            await entry.index.watch(
+                entry.stop, on_update=lambda paths: self._changed(ls), debounce_ms=WATCH_DEBOUNCE_MS
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -248,6 +252,16 @@ class Workspaces:
             except Exception:
                 log.exception("indexing unsaved content of %s failed", uri)
 
+    def document_saved(self, uri: str) -> None:
+        """A save is on disk now: update the index at once instead of waiting for the watcher."""
+        path = fs_path(uri)
+        if path is None or self.loop is None:
+            return
+        index = self.index_for(Path(path))
+        if index is not None:
+            task = self.loop.create_task(asyncio.to_thread(index.update_paths, [Path(path)]))
+            task.add_done_callback(_log_failure)
+
     def document_closed(self, uri: str) -> None:
         pending = self._pending_overlay.pop(uri, None)
         if pending is not None:
@@ -255,6 +269,11 @@ class Workspaces:
         path = fs_path(uri)
         if path is not None and (index := self.index_for(Path(path))) is not None:
             index.close_document(Path(path))
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("index update failed: %s", task.exception())
 
 
 class _BuildProgress:

@@ -49,6 +49,11 @@ def register(server: LlmServer) -> None:
     def did_change(ls: LlmServer, params: types.DidChangeTextDocumentParams) -> None:
         _track(ls, params.text_document.uri)
 
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: LlmServer, params: types.DidSaveTextDocumentParams) -> None:
+        if ls.shared.workspaces is not None:
+            ls.shared.workspaces.document_saved(params.text_document.uri)
+
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LlmServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
