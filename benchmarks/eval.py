@@ -323,7 +323,7 @@ async def run_repo(opts: Options, meta: dict[str, Any]) -> dict[str, Any]:
             meta.setdefault("model", model_info(await bench.status()))
             t0 = time.monotonic()
             index = await wait_index(bench, opts.index_timeout_s)
-            index_note = (
+            index_note: dict[str, Any] = (
                 {k: index.get(k) for k in ("state", "files", "symbols")}
                 if index
                 else {"state": "absent from lspLlm/status: retrieval may be inactive"}
@@ -364,7 +364,7 @@ async def run_repo(opts: Options, meta: dict[str, Any]) -> dict[str, Any]:
             "emptySuggestions": sum(1 for r in recs if not r["completion"].strip()),
         }
 
-    on, off = side("on"), side("off")
+    with_ctx, without = side("on"), side("off")
     return {
         "repo": {
             "source": source.name,
@@ -373,9 +373,9 @@ async def run_repo(opts: Options, meta: dict[str, Any]) -> dict[str, Any]:
             "n": len(records),
             "index": index_note,
             "settings": opts.settings("repo"),
-            "retrievalOn": on,
-            "retrievalOff": off,
-            "delta": {k: on[k] - off[k] for k in ("em", "es", "identifierMatch")},
+            "retrievalOn": with_ctx,
+            "retrievalOff": without,
+            "delta": {k: with_ctx[k] - without[k] for k in ("em", "es", "identifierMatch")},
             "samples": records,
         }
     }

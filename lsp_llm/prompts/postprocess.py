@@ -323,6 +323,9 @@ def _block_end(text: str, ctx: _Context) -> tuple[int, bool] | None:
     first_line = True
     looking = True  # for the first non-blank character of the current line
     n = len(text)
+    # Comments dedented past the block: outside it unless indented code follows them.
+    pending: int | None = None
+    pending_lines = 0
     for i, ch, code in lexer.walk(text):
         if ch == "\n":
             line_start, first_line, looking = i + 1, False, True
@@ -334,12 +337,17 @@ def _block_end(text: str, ctx: _Context) -> tuple[int, bool] | None:
                 and code
                 and not stack
                 and ch not in _CLOSERS
-                and ch != "#"
                 and (ctx.check_first_line or not first_line)
             ):
                 indent = _width(text[line_start:i]) + (ctx.cursor_col if first_line else 0)
-                if indent < ctx.min_indent:
-                    return line_start, True
+                if ch == "#":  # a comment line (the marker itself lexes as code)
+                    if indent < ctx.min_indent:
+                        pending = line_start if pending is None else pending
+                        pending_lines += 1
+                elif indent < ctx.min_indent:
+                    return (line_start if pending is None else pending), True
+                else:
+                    pending, pending_lines = None, 0
         if not code or not ctx.brackets:
             continue
         if ch in _OPENERS:
@@ -360,6 +368,9 @@ def _block_end(text: str, ctx: _Context) -> tuple[int, bool] | None:
                     return j, True
                 j += 1
             return n, False
+    if pending is not None:
+        # Several dedented comment lines in a row and no code: the block is over.
+        return pending, pending_lines >= 3
     return None
 
 

@@ -81,6 +81,14 @@ CASES = [
         " 1,\n    'b': 2,\n}",
     ),
     Case(
+        "py-dedented-comments-end-block",
+        "a()\n\n# print(a())\n# print(b())\n# print(c())",
+        PY_FUNC,
+        "",
+        "python",
+        "a()",
+    ),
+    Case(
         "py-comment-at-col0-ignored",
         "a()\n# note\n    b()\nc()",
         PY_FUNC,
