@@ -11,6 +11,7 @@ from lsprotocol import types
 
 from tests.lsp_helpers import Session, plain, start_session, wait_until
 
+LONG = "def f():\n    # "
 PY = "import os\n\n\ndef add(a, b):\n    total = a + b\n    \n\n\nprint(add(1, 2))\n"
 
 
@@ -81,11 +82,12 @@ async def test_cancel_long_generation_answers_32800_and_frees_worker(
     async with start_session(
         tmp_path, tiny_args, server_env, init_options={"maxNewTokens": 4000}
     ) as s:
-        uri = s.open("long.py", "def f():\n    ")
+        # Inside a comment nothing ends the suggestion early (random weights never stop).
+        uri = s.open("long.py", LONG)
         fut = asyncio.ensure_future(
             s.client.protocol.send_request_async(
                 types.TEXT_DOCUMENT_INLINE_COMPLETION,
-                Session.inline_params(uri, 1, 4),
+                Session.inline_params(uri, 1, 6),
                 msg_id=4242,
             )
         )
@@ -111,13 +113,13 @@ async def test_supersede_second_request_wins(
     async with start_session(
         tmp_path, tiny_args, server_env, init_options={"maxNewTokens": 2000}
     ) as s:
-        uri = s.open("sup.py", "def f():\n    ")
-        first = s.client.text_document_inline_completion_async(Session.inline_params(uri, 1, 4))
+        uri = s.open("sup.py", LONG)
+        first = s.client.text_document_inline_completion_async(Session.inline_params(uri, 1, 6))
         await asyncio.sleep(0.3)
         s.client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(settings={"lspLlm": {"maxNewTokens": 16}})
         )
-        second = s.client.text_document_inline_completion_async(Session.inline_params(uri, 1, 4))
+        second = s.client.text_document_inline_completion_async(Session.inline_params(uri, 1, 6))
         r1, r2 = await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 30)
         assert items_of(r1) == [] or isinstance(r1, Exception)
         assert items_of(r2), "the newer request gets the suggestion"
