@@ -188,7 +188,10 @@ class Workspaces:
                 }
             )
         states = {r["state"] for r in per_root}
-        state = "indexing" if "indexing" in states else "error" if "error" in states else "ready"
+        if states & {"queued", "indexing"}:
+            state = "indexing"
+        else:
+            state = "error" if "error" in states else "ready"
         return {
             "state": state,
             "files": sum(r["files"] for r in per_root),

@@ -137,7 +137,10 @@ async def run_tcp(
     tcp = await asyncio.start_server(on_connection, host, port)
     bound = tcp.sockets[0].getsockname()[1]
     log.info("lsp-llm daemon listening on %s:%s", host, bound)
-    print(f"lsp-llm: listening on {host}:{bound}", file=sys.stderr, flush=True)
+    # One write: print() writes the newline separately, and a log line from the model thread
+    # could land in between and glue itself to the port that scripts read from this line.
+    sys.stderr.write(f"lsp-llm: listening on {host}:{bound}\n")
+    sys.stderr.flush()
     if ready is not None and not ready.done():
         ready.set_result(bound)
     try:
