@@ -37,7 +37,7 @@ class BenchClient:
 
     async def status(self) -> dict[str, Any]:
         result = await self.client.protocol.send_request_async("lspLlm/status", {})
-        return plain(result)  # type: ignore[no-any-return]
+        return plain(result)
 
     async def wait_ready(self, timeout: float = 900.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -109,9 +109,7 @@ class BenchClient:
             ),
         )
 
-    async def inline(
-        self, uri: str, line: int, character: int, invoked: bool = False
-    ) -> list[str]:
+    async def inline(self, uri: str, line: int, character: int, invoked: bool = False) -> list[str]:
         result = await self.client.text_document_inline_completion_async(
             self.inline_params(uri, line, character, invoked)
         )
@@ -152,8 +150,14 @@ async def start_client(
     @client.feature("lspLlm/statusChanged")
     def _status_changed(params: Any) -> None:
         """Status pushes are not needed here; registering keeps the log quiet."""
+
     await client.start_io(
-        sys.executable, "-m", "lsp_llm", "serve", *server_args, env=env or server_env(),
+        sys.executable,
+        "-m",
+        "lsp_llm",
+        "serve",
+        *server_args,
+        env=env or server_env(),
         cwd=str(root),
     )
     caps = types.ClientCapabilities(

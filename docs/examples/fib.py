@@ -2,7 +2,7 @@ def fibonacci(n: int) -> int:
     """Return the n-th Fibonacci number."""
     if n < 2:
         return n
-    return 
+    return
 
 
 def is_prime(n: int) -> bool:

@@ -38,7 +38,10 @@ async def _features(s: Any) -> None:
             "lspLlm/explain",
             {
                 "textDocument": {"uri": uri},
-                "range": {"start": {"line": 9, "character": 0}, "end": {"line": 13, "character": 0}},
+                "range": {
+                    "start": {"line": 9, "character": 0},
+                    "end": {"line": 13, "character": 0},
+                },
                 "partialResultToken": "e",
             },
         )
