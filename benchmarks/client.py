@@ -170,17 +170,17 @@ async def start_client(
             position_encodings=[types.PositionEncodingKind.Utf16]
         ),
     )
-    await client.initialize_async(
-        types.InitializeParams(
-            capabilities=caps,
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            initialization_options=init_options or {},
-        )
-    )
-    client.initialized(types.InitializedParams())
     bench = BenchClient(client, root)
     try:
+        await client.initialize_async(
+            types.InitializeParams(
+                capabilities=caps,
+                root_uri=root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+                initialization_options=init_options or {},
+            )
+        )
+        client.initialized(types.InitializedParams())
         await bench.wait_ready(ready_timeout)
         yield bench
     finally:

@@ -41,16 +41,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
-from pygls.lsp.client import LanguageClient
 
 from benchmarks import eval_humaneval as he
 from benchmarks import eval_repo as repo
-from benchmarks.client import BenchClient, server_env
+from benchmarks.client import BenchClient, start_client
 
 SUITES = ("humaneval-single", "humaneval-multi", "repo")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -69,60 +68,18 @@ def log(message: str) -> None:
 # -- the server --------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def serve(
+def serve(
     root: Path,
     server_args: Sequence[str],
     init_options: dict[str, Any],
     *,
     env: dict[str, str] | None = None,
     ready_timeout: float = 900.0,
-) -> AsyncIterator[BenchClient]:
+) -> contextlib.AbstractAsyncContextManager[BenchClient]:
     """The real server over stdio, initialized like an editor, model ready."""
-    client = LanguageClient("lsp-llm-eval", "1")
-
-    @client.feature("lspLlm/statusChanged")
-    def _status_changed(params: Any) -> None:  # progress notifications: not needed here
-        return None
-
-    await client.start_io(
-        sys.executable,
-        "-m",
-        "lsp_llm",
-        "serve",
-        *server_args,
-        env=env or server_env(),
-        cwd=str(root),
+    return start_client(
+        root, list(server_args), init_options=init_options, env=env, ready_timeout=ready_timeout
     )
-    caps = types.ClientCapabilities(
-        text_document=types.TextDocumentClientCapabilities(
-            inline_completion=types.InlineCompletionClientCapabilities(),
-            synchronization=types.TextDocumentSyncClientCapabilities(),
-        ),
-        window=types.WindowClientCapabilities(work_done_progress=False),
-        general=types.GeneralClientCapabilities(
-            position_encodings=[types.PositionEncodingKind.Utf16]
-        ),
-    )
-    bench = BenchClient(client, root)
-    try:
-        await client.initialize_async(
-            types.InitializeParams(
-                capabilities=caps,
-                root_uri=root.as_uri(),
-                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-                initialization_options=init_options,
-            )
-        )
-        client.initialized(types.InitializedParams())
-        await bench.wait_ready(ready_timeout)
-        yield bench
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.shutdown_async(None), 10)
-            client.exit(None)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.stop(), 10)
 
 
 async def configure(bench: BenchClient, settings: dict[str, Any]) -> dict[str, Any]:
