@@ -18,14 +18,10 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from lsp_llm.server.documents import as_plain
 
-def plain(obj: Any) -> Any:
-    """pygls turns untyped results into namedtuples; give back dicts and lists."""
-    if hasattr(obj, "_asdict"):
-        return {k: plain(v) for k, v in obj._asdict().items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    return obj
+plain = as_plain
+"""pygls turns untyped results into namedtuples; this gives back dicts and lists."""
 
 
 class BenchClient:

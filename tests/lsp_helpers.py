@@ -13,6 +13,9 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 
+from benchmarks.client import BenchClient
+from lsp_llm.server.documents import as_plain
+
 
 def server_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "lsp_llm", "serve", *args]
@@ -50,7 +53,7 @@ class Session:
     async def wait_ready(self, timeout: float = 300.0) -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            st = _plain(await self.status())
+            st = as_plain(await self.status())
             if st["state"] in ("ready", "error"):
                 return st
             if asyncio.get_running_loop().time() > deadline:
@@ -98,30 +101,10 @@ class Session:
             self.inline_params(uri, line, character, invoked)
         )
 
-    @staticmethod
-    def inline_params(
-        uri: str, line: int, character: int, invoked: bool = False
-    ) -> types.InlineCompletionParams:
-        return types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Invoked
-                if invoked
-                else types.InlineCompletionTriggerKind.Automatic
-            ),
-        )
+    inline_params = staticmethod(BenchClient.inline_params)
 
 
-def _plain(obj: Any) -> Any:
-    if hasattr(obj, "_asdict"):
-        return {k: _plain(v) for k, v in obj._asdict().items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-plain = _plain
+plain = as_plain
 
 
 @contextlib.asynccontextmanager
