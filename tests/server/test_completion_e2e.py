@@ -61,19 +61,24 @@ async def test_mid_line_completion_is_single_line(
 async def test_incremental_changes_utf16_positions(
     tmp_path: Path, tiny_args: list[str], server_env: dict[str, str]
 ) -> None:
-    async with start_session(tmp_path, tiny_args, server_env) as s:
+    env = {**server_env, "LSP_LLM_DEBUG": "1"}  # enables lspLlm/debugDocument
+    async with start_session(tmp_path, tiny_args, env) as s:
         uri = s.open("u.py", "s = '😀'\n")
-        # Insert after the emoji: UTF-16 column 6 (the emoji counts as two units).
-        s.change(uri, (0, 6), (0, 6), "abc")
-        s.change(uri, (0, 9), (0, 9), "\n\ndef g():\n    ")
+        # Insert after the emoji: UTF-16 column 7 (the emoji counts as two units).
+        s.change(uri, (0, 7), (0, 7), "abc")
+        # After the closing quote: 5 + 2 + 3 + 1 = column 11.
+        s.change(uri, (0, 11), (0, 11), "\n\ndef g():\n    ")
+        doc = plain(
+            await s.client.protocol.send_request_async("lspLlm/debugDocument", {"uri": uri})
+        )
+        assert doc["text"] == "s = '😀abc'\n\ndef g():\n    \n"
+        assert doc["version"] == 3
         items = items_of(await s.inline(uri, 3, 4))
-        assert isinstance(items, list)
-        # The server's view of the text is checked through the completion prompt: a completion
-        # at a position past the end of the document is clamped, not a crash.
+        assert items and str(items[0].insert_text).strip()
+        # A position past the end of the document is clamped, not a crash.
         items = items_of(await s.inline(uri, 99, 99))
         assert isinstance(items, list)
-        st = plain(await s.status())
-        assert st["state"] == "ready"
+        assert plain(await s.status())["state"] == "ready"
 
 
 async def test_cancel_long_generation_answers_32800_and_frees_worker(
