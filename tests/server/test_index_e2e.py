@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.lsp_helpers import plain, start_session, wait_until
+import pytest
+
+from tests.lsp_helpers import plain, start_session
 
 HELPERS = '''"""Geometry helpers."""
 
@@ -88,8 +90,18 @@ async def test_secret_file_is_never_completed_or_explained(
         assert await s.inline(uri, 1, 0) is not None
         last = plain(await s.status())["lastCompletion"]
         assert last["reason"] == "secret file"
+        with pytest.raises(Exception, match="secretPatterns"):
+            await s.client.protocol.send_request_async(
+                "lspLlm/explain",
+                {
+                    "textDocument": {"uri": uri},
+                    "range": {
+                        "start": {"line": 0, "character": 0},
+                        "end": {"line": 1, "character": 0},
+                    },
+                },
+            )
         assert plain(await s.status())["lastRequest"] is None, "the model must not have run"
-        await wait_until(lambda: True)
 
 
 def test_headless_index_and_context_commands(tmp_path: Path, server_env: dict[str, str]) -> None:
