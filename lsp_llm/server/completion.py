@@ -98,7 +98,7 @@ def register(server: LlmServer) -> None:
 
     @server.feature(
         types.TEXT_DOCUMENT_COMPLETION,
-        types.CompletionOptions(trigger_characters=[".", "(", " "], resolve_provider=False),
+        types.CompletionOptions(trigger_characters=[".", "("], resolve_provider=False),
     )
     async def completion(ls: LlmServer, params: types.CompletionParams) -> types.CompletionList:
         """For clients without inline completion: the suggestion as a completion item."""

@@ -177,3 +177,24 @@ async def test_tcp_daemon_serves_two_editors_with_one_model(
             proc.wait(10)
         if proc.poll() is None:
             os.kill(proc.pid, 9)
+
+
+async def test_plain_completion_for_clients_without_inline_completion(
+    tmp_path: Path, tiny_args: list[str], server_env: dict[str, str]
+) -> None:
+    async with start_session(tmp_path, tiny_args, server_env, capabilities="neovim@v0.10.0") as s:
+        uri = s.open("p.py", "def total(items):\n    resu")
+        result = await s.client.text_document_completion_async(
+            types.CompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=1, character=8),
+                context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
+            )
+        )
+        items = result.items if isinstance(result, types.CompletionList) else result or []
+        assert items, "a client without inline completion still gets the suggestion"
+        edit = items[0].text_edit
+        assert isinstance(edit, types.TextEdit)
+        # The edit replaces the word being typed and keeps it as the start of the new text.
+        assert edit.range.start == types.Position(line=1, character=4)
+        assert edit.new_text.startswith("resu")
