@@ -525,6 +525,7 @@ class WorkspaceIndex:
 
         if not self._loaded:
             await asyncio.to_thread(self.build)
+        caught_up = False
         try:
             async for paths in watch_changes(
                 self.root,
@@ -534,6 +535,13 @@ class WorkspaceIndex:
                 force_polling=force_polling,
                 idle_ms=int(SAVE_INTERVAL_S * 1000),
             ):
+                if not caught_up:
+                    # The watcher is registered now (it yielded). Files changed between the
+                    # build and this point produced no event: one incremental pass finds them.
+                    caught_up = True
+                    await asyncio.to_thread(self.build)
+                    if on_update is not None:
+                        on_update(paths)
                 if not paths:  # quiet for a while: persist what the last batches changed
                     await asyncio.to_thread(self.flush)
                     continue
