@@ -1205,13 +1205,24 @@ def _js_default_type(default: str | None) -> str | None:
     return None
 
 
-def _render_jsdoc(target: DocTarget, content: DocContent) -> list[str]:
+def _comment_head(
+    target: DocTarget, content: DocContent, margin: int, *, go_style: bool = False
+) -> tuple[list[str], list[tuple[Param, str]], str, int]:
+    """Summary and description lines of a doc comment, plus what the tags need.
+
+    ``margin`` is the width of the comment marker (``/** ``, ``/// ``...) after the indent.
+    """
     summary, items, returns = _describe(target, content)
-    width = _MAX_LINE - len(target.indent.expandtabs(4)) - 3
-    body = _wrap(summary, "", "", width)
+    width = _MAX_LINE - len(target.indent.expandtabs(4)) - margin
+    body = _wrap(go_summary(target.name, summary) if go_style else summary, "", "", width)
     description = _sentence(content.description)
     if description:
         body += ["", *_wrap(description, "", "", width)]
+    return body, items, returns, width
+
+
+def _render_jsdoc(target: DocTarget, content: DocContent) -> list[str]:
+    body, items, returns, width = _comment_head(target, content, 3)
     tags: list[str] = []
     typed = target.language in ("typescript", "tsx")
     for p, desc in items:
@@ -1234,12 +1245,7 @@ def _render_jsdoc(target: DocTarget, content: DocContent) -> list[str]:
 
 
 def _render_java(target: DocTarget, content: DocContent) -> list[str]:
-    summary, items, returns = _describe(target, content)
-    width = _MAX_LINE - len(target.indent.expandtabs(4)) - 3
-    body = _wrap(summary, "", "", width)
-    description = _sentence(content.description)
-    if description:
-        body += ["", *_wrap(description, "", "", width)]
+    body, items, returns, width = _comment_head(target, content, 3)
     tags: list[str] = []
     for p, desc in items:
         tags += _wrap(desc, f"@param {p.name} ", "    ", width)
@@ -1253,12 +1259,7 @@ def _render_java(target: DocTarget, content: DocContent) -> list[str]:
 
 
 def _render_rust(target: DocTarget, content: DocContent) -> list[str]:
-    summary, items, returns = _describe(target, content)
-    width = _MAX_LINE - len(target.indent.expandtabs(4)) - 4
-    body = _wrap(summary, "", "", width)
-    description = _sentence(content.description)
-    if description:
-        body += ["", *_wrap(description, "", "", width)]
+    body, items, returns, width = _comment_head(target, content, 4)
     if items:
         body += ["", "# Arguments", ""]
         for p, desc in items:
@@ -1302,12 +1303,7 @@ def go_summary(name: str, summary: str) -> str:
 
 
 def _render_go(target: DocTarget, content: DocContent) -> list[str]:
-    summary, items, returns = _describe(target, content)
-    width = _MAX_LINE - len(target.indent.expandtabs(4)) - 3
-    body = _wrap(go_summary(target.name, summary), "", "", width)
-    description = _sentence(content.description)
-    if description:
-        body += ["", *_wrap(description, "", "", width)]
+    body, items, returns, width = _comment_head(target, content, 3, go_style=True)
     if items:
         body += ["", "Parameters:"]
         for p, desc in items:
