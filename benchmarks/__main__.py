@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--backend", default=None, help="backend for --model (transformers, ...)")
     parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda", "mps"],
+        help="device for the server suites' model (default cpu; cuda on a GPU machine)",
+    )
+    parser.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=args.cache_dir,
         model=args.model,
         backend=args.backend,
+        device=args.device,
     )
     report: dict[str, Any] = {
         "command": " ".join(

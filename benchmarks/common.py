@@ -50,6 +50,8 @@ class BenchContext:
     model: str | None = None
     """``--model``: run the server suites on this model instead of a random-weight one."""
     backend: str | None = None
+    device: str = "cpu"
+    """``--device``: where the server suites' model runs (``cuda`` on a GPU machine)."""
     seed: int = 1234
     log: Any = None
 

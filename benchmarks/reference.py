@@ -134,13 +134,12 @@ class Reference:
         n = max(1, new_tokens)
         with torch.inference_mode():
             t0 = time.perf_counter()
-            cache = backend._new_cache()
-            out = backend._forward(torch.tensor([ids], device=backend.device), cache)
-            tok = out.logits[:, -1, :].argmax(-1)
+            cache = backend._new_cache(static=False)
+            logits = backend._forward(torch.tensor([ids], device=backend.device), cache)
+            tok = logits.argmax(-1)
             t_first = time.perf_counter()
             for _ in range(n - 1):
-                out = backend._forward(tok.view(1, 1), cache)
-                tok = out.logits[:, -1, :].argmax(-1)
+                tok = backend._forward(tok.view(1, 1), cache).argmax(-1)
             int(tok[0])  # sync
             t1 = time.perf_counter()
         return {"total_s": t1 - t0, "first_token_s": t_first - t0, "last_token_s": t1 - t0}

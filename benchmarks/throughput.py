@@ -118,7 +118,7 @@ async def _server_side(
     """Alternate server requests and ``baseline(new_tokens)`` calls; collect both rates."""
     root, path = _doc_root(ctx)
     settings = {"maxNewTokens": max_new, "completionCache": False}
-    args = server_args(model, backend, settings=settings)
+    args = server_args(model, backend, ctx.device, settings=settings)
     lines = DOC.split("\n")
     pos = (len(lines) - 1, len(lines[-1]))
     server_rates: list[float] = []

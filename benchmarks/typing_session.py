@@ -148,7 +148,7 @@ async def _run(ctx: BenchContext) -> dict[str, Any]:
         on_c = await stack.enter_async_context(
             start_client(
                 root,
-                server_args(model, backend, settings={**base, "prefixCache": True}),
+                server_args(model, backend, ctx.device, settings={**base, "prefixCache": True}),
                 init_options={**base, "prefixCache": True},
                 env=env,
             )
@@ -156,7 +156,7 @@ async def _run(ctx: BenchContext) -> dict[str, Any]:
         off_c = await stack.enter_async_context(
             start_client(
                 root,
-                server_args(model, backend, settings={**base, "prefixCache": False}),
+                server_args(model, backend, ctx.device, settings={**base, "prefixCache": False}),
                 init_options={**base, "prefixCache": False},
                 env=env,
             )

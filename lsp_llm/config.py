@@ -32,6 +32,7 @@ Backend = Literal["auto", "transformers", "llamacpp", "openai"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 DocstringStyle = Literal["google", "numpy", "rest"]
+FastPath = Literal["auto", "off", "static", "compile"]
 
 DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
     ".env",
@@ -87,6 +88,10 @@ class Settings:
     """Items for an explicitly invoked inline completion (automatic triggers get one)."""
     prefix_cache: bool = True
     completion_cache: bool = True
+    fast_path: FastPath = "auto"
+    """transformers backend decode path: "compile" (static KV cache + ``torch.compile``d step,
+    CUDA graphs on a GPU), "static" (static KV cache, eager), "off" (dynamic cache);
+    "auto" = compile on CUDA, off elsewhere."""
     # OpenAI-compatible backend
     endpoint: str = ""
     api_key_env: str = ""

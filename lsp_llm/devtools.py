@@ -99,7 +99,24 @@ def build_tiny_model(
         eos_token_id=tok.eos_token_id,
         tie_word_embeddings=False,
     )
-    config: Any = Qwen2Config(**common) if arch == "qwen2" else LlamaConfig(**common)
+    config: Any
+    if arch == "gemma3":
+        # Gemma 3's mix of sliding-window and full attention layers, with a small window so
+        # that short test prompts already go past it.
+        from transformers import Gemma3TextConfig
+
+        config = Gemma3TextConfig(
+            **common,
+            head_dim=hidden // heads,
+            sliding_window=16,
+            layer_types=[
+                "full_attention" if (i + 1) % 4 == 0 else "sliding_attention" for i in range(layers)
+            ],
+        )
+    elif arch == "qwen2":
+        config = Qwen2Config(**common)
+    else:
+        config = LlamaConfig(**common)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     with torch.no_grad():
@@ -110,4 +127,54 @@ def build_tiny_model(
                 head[idx].zero_()  # logit 0: below the best of ~2k random tokens
     model.save_pretrained(out_dir)
     (out_dir / "lsp_llm_tiny.json").write_text(json.dumps({"arch": arch, "fim": fim}))
+    return out_dir
+
+
+def wordlevel_tokenizer(out_dir: Path, vocab_size: int) -> Any:
+    """A tokenizer whose every id ``i`` is the word ``t<i>`` (for models with a real, large
+    vocabulary and random weights: any id the model picks decodes, every word is one token).
+
+    Load it with ``PreTrainedTokenizerFast(tokenizer_file=...)``: transformers 5's AutoTokenizer
+    substitutes the architecture's own class for some model types (Qwen2), whose
+    pre-tokenizer splits these words apart."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<|endoftext|>": 0, **{f"t{i}": i for i in range(1, vocab_size)}}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def build_model_from_config(
+    out_dir: Path, config: dict[str, Any], *, dtype: str = "bfloat16", device: str = "cpu"
+) -> Path:
+    """A random-weight model with a real architecture's exact shapes (e.g. the config.json of
+    Qwen2.5-Coder-1.5B), saved with a :func:`wordlevel_tokenizer` as a model directory."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if (out_dir / "config.json").is_file() and (out_dir / "tokenizer.json").is_file():
+        return out_dir
+    cfg = dict(config)
+    model_type = cfg.pop("model_type")
+    cfg.pop("architectures", None)
+    conf = AutoConfig.for_model(model_type, **cfg)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(conf, dtype=getattr(torch, dtype))
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    model.save_pretrained(tmp)
+    wordlevel_tokenizer(tmp, int(conf.vocab_size))
+    del model
+    tmp.replace(out_dir)
     return out_dir

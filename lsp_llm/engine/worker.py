@@ -40,6 +40,26 @@ StateListener = Callable[["EngineStatus"], None]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class CancelRecord:
+    """How fast the last cancelled generation stopped, measured on the server."""
+
+    latency_s: float
+    """From ``CancelToken.cancel`` (e.g. ``$/cancelRequest`` handled) to the worker done."""
+    step_s: float
+    """That request's own mean decode step (0 when it was cancelled before its first token)."""
+    reason: str
+    new_tokens: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "ms": round(self.latency_s * 1000, 3),
+            "stepMs": round(self.step_s * 1000, 3),
+            "reason": self.reason,
+            "newTokens": self.new_tokens,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class EngineStatus:
     state: EngineState
     message: str = ""
@@ -54,6 +74,7 @@ class EngineStatus:
     last: Timings | None = None
     generation: int = 0
     """Increments on every (re)load; lets listeners tell loads apart."""
+    last_cancel: CancelRecord | None = None
 
     def to_wire(self) -> dict[str, Any]:
         last = dataclasses.asdict(self.last) if self.last else None
@@ -71,6 +92,7 @@ class EngineStatus:
             "queueDepth": self.queue_depth,
             "worker": "busy" if self.busy else "idle",
             "lastRequest": last,
+            "lastCancel": self.last_cancel.to_wire() if self.last_cancel else None,
         }
 
 
@@ -240,9 +262,15 @@ class Engine:
 
     # -- the worker thread -----------------------------------------------------------------
     def _set_status(self, **changes: Any) -> None:
+        self._notify(self._update_status(**changes))
+
+    def _update_status(self, **changes: Any) -> EngineStatus:
+        """Change the status without telling listeners (see ``_notify``)."""
         with self._cond:
             self._status = dataclasses.replace(self._status, **changes)
-            status = self._status
+            return self._status
+
+    def _notify(self, status: EngineStatus) -> None:
         for listener in list(self._listeners):
             try:
                 listener(status)
@@ -363,6 +391,23 @@ class Engine:
                 finish_reason="error",
                 error=f"generation failed: {exc.__class__.__name__}: {exc}",
             )
-        if result.finish_reason != "cancelled" and result.timings.total_s > 0:
-            self._set_status(last=result.timings)
+        # The answer goes out first; the status notification (for status bars) after it, so
+        # it never delays a response. The status itself is updated before, so a client that
+        # asks for it as soon as it has the answer sees this request.
+        cancelled_at = request.cancel.cancelled_at
+        status: EngineStatus | None = None
+        if result.finish_reason == "cancelled" and cancelled_at is not None:
+            t = result.timings
+            self._update_status(
+                last_cancel=CancelRecord(
+                    latency_s=max(0.0, time.perf_counter() - cancelled_at),
+                    step_s=t.decode_s / t.new_tokens if t.new_tokens else 0.0,
+                    reason=request.cancel.reason,
+                    new_tokens=t.new_tokens,
+                )
+            )
+        elif result.finish_reason != "cancelled" and result.timings.total_s > 0:
+            status = self._update_status(last=result.timings)
         sink(result)
+        if status is not None:
+            self._notify(status)

@@ -27,6 +27,7 @@ from lsp_llm.engine.backends.base import BackendError, EmitFn, OutOfMemory, Prog
 from lsp_llm.engine.backends.hf_tokenizer import HFTokenizer
 from lsp_llm.engine.models import ModelSpec
 from lsp_llm.engine.requests import (
+    CancelToken,
     ChatMessage,
     GenerationRequest,
     GenerationResult,
@@ -111,6 +112,25 @@ def load_gguf(path: Path, progress: ProgressFn) -> tuple[Any, Any]:
     return model, tok
 
 
+def resolve_fast_path(requested: str, device: str, sliding_window: bool = False) -> str:
+    """``fastPath`` "auto" means the compiled static-cache decode step on CUDA, off elsewhere
+    (on a CPU the compiled step saves little and compiling costs a minute per start), and off
+    for sliding-window models: their static cache cannot be cropped once past the window, so
+    it would lose the prefix reuse that typing depends on."""
+    if requested == "auto":
+        return "compile" if device == "cuda" and not sliding_window else "off"
+    return requested
+
+
+def _static_len(settings: Settings) -> int:
+    """Tokens the static KV cache holds: the prompt budget plus the longest answer, rounded up."""
+    longest = max(
+        settings.max_new_tokens, settings.explain_max_new_tokens, settings.docstring_max_new_tokens
+    )
+    need = settings.context_window + longest + 64
+    return -(-need // 256) * 256
+
+
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
@@ -141,6 +161,12 @@ class TransformersBackend:
         self._cache_ids: list[int] = []
         self._cache_kw = "past_key_values"
         self.prefix_cache_enabled = settings.prefix_cache
+        self.fast_path = "off"
+        """Resolved at load: "off" (dynamic cache), "static" or "compile" (see Settings)."""
+        self._static: Any = None
+        self._static_len = _static_len(settings)
+        self._step: Any = None
+        self._abort_token: CancelToken | None = None
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, progress: ProgressFn) -> None:
@@ -184,15 +210,35 @@ class TransformersBackend:
         elif isinstance(gen_eos, (list, tuple)):
             eos.update(int(i) for i in gen_eos)
         self._eos_ids = eos
+        self._install_abort_hooks(model)
         progress("warming up", 0.95)
         self._warm_up()
+        self.fast_path = resolve_fast_path(
+            self.settings.fast_path, device, has_sliding_window(model.config)
+        )
+        if self.fast_path == "compile":
+            progress("compiling the decode step (torch.compile; slow on the first start)", 0.96)
+            t0 = time.perf_counter()
+            try:
+                self._compile_step()
+            except Exception as exc:  # no compiler, an unsupported model: eager still works
+                log.warning(
+                    "torch.compile failed (%s: %s); using the eager static cache",
+                    exc.__class__.__name__,
+                    exc,
+                )
+                self.fast_path = "static"
+                self._static = None
+            else:
+                log.info("decode step compiled in %.1fs", time.perf_counter() - t0)
 
     def _warm_up(self) -> None:
         with torch.inference_mode():
-            ids = torch.tensor(
-                [self._bos() + self.tokenizer.encode("def f():")], device=self.device
-            )
-            self.model(input_ids=ids, use_cache=False)
+            self.model(input_ids=self._warm_ids(), use_cache=False)
+
+    def _warm_ids(self) -> torch.Tensor:
+        ids = self._bos() + self.tokenizer.encode("def f(x):")
+        return torch.tensor([ids or [0]], device=self.device)
 
     @property
     def tokenizer(self) -> HFTokenizer:
@@ -231,6 +277,8 @@ class TransformersBackend:
     def close(self) -> None:
         self.model = None
         self._cache = None
+        self._static = None
+        self._step = None
         self._cache_ids = []
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -265,6 +313,7 @@ class TransformersBackend:
         except Exception as exc:
             if _is_oom(exc):
                 self._cache, self._cache_ids = None, []
+                self._abort_token = None
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 raise OutOfMemory(
@@ -273,7 +322,15 @@ class TransformersBackend:
                 ) from exc
             raise
 
-    def _new_cache(self) -> Any:
+    def _new_cache(self, static: bool) -> Any:
+        if static:
+            # One static cache for the life of the model: CUDA graphs replay on fixed addresses.
+            if self._static is None:
+                from transformers import StaticCache
+
+                self._static = StaticCache(config=self.model.config, max_cache_len=self._static_len)
+            self._static.reset()
+            return self._static
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
@@ -281,32 +338,72 @@ class TransformersBackend:
             cache.activate_past_recording()
         return cache
 
-    def _prepare_cache(self, ids: list[int]) -> tuple[Any, int]:
+    def _prepare_cache(self, ids: list[int], static: bool) -> tuple[Any, int]:
         """Reuse the longest common prefix of the kept cache. Returns (cache, reused tokens)."""
-        if not self.prefix_cache_enabled or self._cache is None:
-            return self._new_cache(), 0
+        kept = self._cache
+        if (
+            not self.prefix_cache_enabled
+            or kept is None
+            or (kept is self._static) != static  # the kept cache is of the other kind
+        ):
+            return self._new_cache(static), 0
         common = 0
         limit = min(len(ids) - 1, len(self._cache_ids))  # prefill at least one token
         old = self._cache_ids
         while common < limit and old[common] == ids[common]:
             common += 1
-        if common == 0:
-            return self._new_cache(), 0
-        try:
-            drop = self._cache.get_seq_length() - common
-            if drop > 0:
-                self._cache.crop(-drop)
-            if self._cache.get_seq_length() != common:
-                raise RuntimeError("crop left an unexpected length")
-        except Exception as exc:  # a cache type that cannot roll back
-            log.debug("prefix cache reset: %s", exc)
-            return self._new_cache(), 0
-        return self._cache, common
+        if common == 0 or not _rollback(kept, common):
+            return self._new_cache(static), 0
+        return kept, common
 
-    def _forward(self, input_ids: torch.Tensor, cache: Any) -> Any:
-        """One forward pass that extends ``cache``; logits only for the last position."""
+    def _forward(self, input_ids: torch.Tensor, cache: Any) -> torch.Tensor:
+        """One forward pass that extends ``cache``; the logits of the last position."""
         kwargs: dict[str, Any] = {self._cache_kw: cache, "use_cache": True, "logits_to_keep": 1}
-        return self.model(input_ids=input_ids, **kwargs)
+        return self.model(input_ids=input_ids, **kwargs).logits[:, -1, :]
+
+    def _abortable(self, input_ids: torch.Tensor, cache: Any, cancel: CancelToken) -> torch.Tensor:
+        """``_forward`` that stops between decoder layers once ``cancel`` is set (``_Aborted``).
+
+        Only the eager path is abortable mid-pass; the caller rolls the cache back.
+        """
+        self._abort_token = cancel
+        try:
+            return self._forward(input_ids, cache)
+        finally:
+            self._abort_token = None
+
+    def _install_abort_hooks(self, model: Any) -> None:
+        """A pre-hook on every decoder layer: a cancel stops a long prefill or a decode step
+        after the layer that is running, not at the end of the whole pass."""
+        layers = _decoder_layers(model)
+        if not layers:
+            log.debug("no decoder layer list found; cancellation is checked between steps only")
+            return
+
+        def hook(_module: Any, _args: Any) -> None:
+            if torch.compiler.is_compiling():
+                return  # compiled steps are short; cancellation is checked between them
+            token = self._abort_token
+            if token is not None and token.cancelled:
+                raise _Aborted
+
+        for layer in layers:
+            layer.register_forward_pre_hook(hook)
+
+    def _compile_step(self) -> None:
+        """The fast path: the one-token decode step under ``torch.compile`` over the static
+        cache (CUDA graphs on a GPU). Compiled and captured here, at load, not on a request."""
+        mode = "reduce-overhead" if self.device == "cuda" else "default"
+        step = torch.compile(self._forward, mode=mode, dynamic=False)
+        with torch.inference_mode():
+            cache = self._new_cache(static=True)
+            logits = self._forward(self._warm_ids(), cache)
+            for _ in range(3):  # compile, then warm up and record the graph
+                tok = torch.argmax(logits, dim=-1).view(1, 1)
+                _mark_step()
+                logits = step(tok, cache).clone()
+            cache.reset()
+        self._step = step
 
     def _sample(self, logits: torch.Tensor, request: GenerationRequest) -> torch.Tensor:
         if request.temperature <= 0:
@@ -327,21 +424,33 @@ class TransformersBackend:
             ids = self._bos() or [next(iter(self._eos_ids), 0)]
         n = max(1, request.num_return_sequences)
         stop_ids = self.stop_token_ids(request.stop)
-        cache, reused = self._prepare_cache(ids)
+        static = (
+            self.fast_path != "off"
+            and n == 1
+            and len(ids) + request.max_new_tokens + 1 <= self._static_len
+        )
+        cache, reused = self._prepare_cache(ids, static)
         # Forget the kept cache while we work: if anything fails, it is in an unknown state.
         self._cache, self._cache_ids = None, []
         device = self.device
-        if request.cancel.cancelled:
+        cancel = request.cancel
+        if cancel.cancelled:
+            self._keep(cache, ids[:reused])
             return GenerationResult(texts=("",) * n, finish_reason="cancelled")
         t_prefill = time.perf_counter()
-        inp = torch.tensor([ids[reused:]], device=device)
-        out = self._forward(inp, cache)
-        logits = out.logits[:, -1, :]
+        try:
+            logits = self._abortable(torch.tensor([ids[reused:]], device=device), cache, cancel)
+        except _Aborted:
+            # Cancelled mid-prefill: the layers that ran hold part of the new tail; drop it.
+            if _rollback(cache, reused):
+                self._keep(cache, ids[:reused])
+            return GenerationResult(texts=("",) * n, finish_reason="cancelled")
         fed: list[int] = list(ids)  # tokens whose K/V are in the cache (batch row 0)
         if n > 1:
             cache.batch_repeat_interleave(n)
             logits = logits.repeat_interleave(n, dim=0)
         prefill_s = time.perf_counter() - t_prefill
+        compiled = self._step if static else None
         generated: list[list[int]] = [[] for _ in range(n)]
         texts = [""] * n
         done = [False] * n
@@ -349,7 +458,7 @@ class TransformersBackend:
         t_first = 0.0
         steps = 0
         while True:
-            if request.cancel.cancelled:
+            if cancel.cancelled:
                 finish = "cancelled"
                 break
             next_tokens = self._sample(logits, request).tolist()
@@ -379,13 +488,22 @@ class TransformersBackend:
                 finish = "length"
                 break
             feed = torch.tensor([[t] for t in next_tokens], device=device)
-            out = self._forward(feed, cache)
-            logits = out.logits[:, -1, :]
+            if compiled is not None:
+                _mark_step()
+                logits = compiled(feed, cache).clone()
+            else:
+                try:
+                    logits = self._abortable(feed, cache, cancel)
+                except _Aborted:
+                    finish = "cancelled"
+                    if not _rollback(cache, len(fed)):
+                        cache = None
+                    break
             fed.append(int(next_tokens[0]))
-        if n > 1:
-            cache.batch_select_indices(torch.tensor([0], device=device))
-        if self.prefix_cache_enabled and finish != "error":
-            self._cache, self._cache_ids = cache, fed
+        if cache is not None:
+            if n > 1:
+                cache.batch_select_indices(torch.tensor([0], device=device))
+            self._keep(cache, fed)
         now = time.perf_counter()
         timings = Timings(
             queued_s=max(0.0, t0 - request.created_at),
@@ -403,3 +521,81 @@ class TransformersBackend:
             text, _ = cut_at_stop(self.tokenizer.decode(generated[i]), request.stop)
             final.append(text.removesuffix("\ufffd") if finish != "cancelled" else texts[i])
         return GenerationResult(texts=tuple(final), finish_reason=finish, timings=timings)  # type: ignore[arg-type]
+
+    def _keep(self, cache: Any, ids: list[int]) -> None:
+        """Keep ``cache`` (holding exactly ``ids``) for the next request's prefix reuse."""
+        if self.prefix_cache_enabled and ids:
+            self._cache, self._cache_ids = cache, ids
+
+
+class _Aborted(Exception):
+    """Raised by the layer hook to stop a forward pass that was cancelled."""
+
+
+def _mark_step() -> None:
+    """Tell CUDA-graph trees that a new decode step starts (the last outputs are consumed)."""
+    mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+    if mark is not None:
+        mark()
+
+
+def _window_survives(layer: Any, extra: int, length: int) -> bool:
+    """Whether a sliding-window layer still holds a full window after dropping ``extra``
+    tokens. Such a layer keeps only the states since its last crop plus one window; cropping
+    back further than that would leave the next tokens attending to a short window (wrong
+    logits, or a mask of the wrong size)."""
+    if not getattr(layer, "is_sliding", False):
+        return True
+    keys = getattr(layer, "keys", None)
+    window = getattr(layer, "sliding_window", None)
+    if keys is None or window is None:
+        return True
+    if getattr(layer, "is_compileable", False):  # static layers: ``is_croppable`` decides
+        return True
+    held = int(keys.shape[-2])
+    return held - extra >= min(int(window) - 1, length)
+
+
+def has_sliding_window(config: Any) -> bool:
+    """Whether the model has sliding-window attention layers (Gemma 2/3, Mistral...)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    kinds = getattr(text, "layer_types", None) or ()
+    if any("sliding" in str(kind) for kind in kinds):
+        return True
+    return bool(getattr(text, "sliding_window", None)) and bool(
+        getattr(text, "use_sliding_window", True)
+    )
+
+
+def _decoder_layers(model: Any) -> list[Any]:
+    """The model's list of decoder blocks (``model.model.layers`` in most architectures)."""
+    try:
+        decoder = model.get_decoder()
+    except Exception:
+        decoder = getattr(model, "model", None)
+    layers = getattr(decoder, "layers", None)
+    if isinstance(layers, torch.nn.ModuleList) and len(layers) > 0:
+        return list(layers)
+    return []
+
+
+def _rollback(cache: Any, length: int) -> bool:
+    """Crop every layer of ``cache`` to ``length`` tokens (layers may differ after an aborted
+    pass). False when the cache cannot be put back exactly; the caller then starts afresh."""
+    try:
+        layers = list(cache.layers)
+        extras = [int(layer.get_seq_length()) - length for layer in layers]
+        for layer, extra in zip(layers, extras, strict=True):
+            if not getattr(layer, "is_croppable", True):
+                return False
+            if extra < 0 and getattr(layer, "is_initialized", True):
+                return False
+            if extra > 0 and not _window_survives(layer, extra, length):
+                return False
+        for layer, extra in zip(layers, extras, strict=True):
+            if extra > 0:
+                layer.crop(-extra)
+        return int(cache.get_seq_length()) == length
+    except Exception as exc:  # a cache type that cannot roll back
+        log.debug("prefix cache reset: %s", exc)
+        return False
