@@ -5,16 +5,26 @@ The tree is copied to scratch space first (nothing is ever written into site-pac
 * cold index (fresh store) vs ``ctags -R`` (universal-ctags) on the same tree, alternating, each
   in a fresh process; the ratio is the goal (within 2x);
 * no-change re-index: a fresh process loads the persisted store and checks the tree (what
-  ``lsp-llm index`` or a server restart does), vs cold (goal <= 5%); also in-process rebuild;
+  ``lsp-llm index`` or a server restart does), vs cold (goal <= 5%); also in-process rebuild.
+  The restart reads only the store's small meta section; the texts, symbols and chunks are
+  loaded when retrieval first needs them, so the first retrieval after a restart is timed too
+  (``first_retrieval_after_restart_s``; the server does this load in the background);
 * save-to-retrievable: write a file with a new function, then (a) ``update_paths`` + retrieve,
   (b) through the watcher (``WorkspaceIndex.watch``, what the server runs), until ``retrieve``
   returns a snippet of it (goal p95 <= 100 ms);
 * peak RSS of the cold-index process (``VmHWM``), vs a bare interpreter that imports the index.
+
+The cold build parses in one worker process per core when there are enough files
+(``lsp_llm.context.reader``); ``ctags -R`` runs on one core. ``cpu_cores`` and
+``cold_workers`` say what the run had and used; ``cold_cpu_s`` is the CPU time of the cold
+build (its workers included) for comparison with ``ctags_cpu_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,6 +61,13 @@ if mode != "import-only":
         t2 = time.perf_counter()
         index.build()
         out["rebuild_in_process_s"] = time.perf_counter() - t2
+    if mode == "once":  # a restart: then the first retrieval loads what the build deferred
+        query = root / "bench_restart_query.py"
+        text = "from transformers import PreTrainedModel\n\ndef load(model):\n    return model."
+        t3 = time.perf_counter()
+        snippets = index.retrieve(query, text, len(text))
+        out["first_retrieval_s"] = time.perf_counter() - t3
+        out["first_retrieval_snippets"] = len(snippets)
 out["hwm_kib"] = hwm()
 print(json.dumps(out))
 """
@@ -70,10 +87,24 @@ def _ctags() -> str | None:
     return None
 
 
-def _time_ctags(exe: str, root: Path, out: Path) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _time_ctags(exe: str, root: Path, out: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of one ``ctags -R``."""
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     subprocess.run([exe, "-R", "-f", str(out), str(root)], check=True, capture_output=True)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _children_cpu() - cpu0
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _source_tree(ctx: BenchContext) -> tuple[Path, str]:
@@ -100,14 +131,20 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     reps = 1 if ctx.quick else 3
     exe = _ctags()
     ctags_s: list[float] = []
+    ctags_cpu: list[float] = []
     cold: list[dict[str, Any]] = []
+    cold_cpu: list[float] = []
     if exe is not None:
         _time_ctags(exe, root, ctx.work_dir / "tags")  # warm the page cache for both
     for i in range(reps):
         if exe is not None:
-            ctags_s.append(_time_ctags(exe, root, ctx.work_dir / "tags"))
+            wall, cpu = _time_ctags(exe, root, ctx.work_dir / "tags")
+            ctags_s.append(wall)
+            ctags_cpu.append(cpu)
         cache = ctx.work_dir / f"index-cache-{i}"
+        cpu0 = _children_cpu()  # the child's CPU, its worker processes included
         cold.append(run_python(_INDEX_CHILD, str(root), str(cache), "twice"))
+        cold_cpu.append(_children_cpu() - cpu0)
     warm = [run_python(_INDEX_CHILD, str(root), str(ctx.work_dir / "index-cache-0"), "once")]
     if not ctx.quick:
         warm.append(
@@ -116,6 +153,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     bare = run_python(_INDEX_CHILD, str(root), str(ctx.work_dir / "unused"), "import-only")
     cold_s = statistics.median(c["build_s"] for c in cold)
     warm_s = statistics.median(w["build_s"] for w in warm)
+    first_retrieval_s = statistics.median(w["first_retrieval_s"] for w in warm)
     rebuild_s = statistics.median(c["rebuild_in_process_s"] for c in cold)
     stats = cold[0]["stats"]
     ctags_med = statistics.median(ctags_s) if ctags_s else 0.0
@@ -134,13 +172,20 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "chunks": stats["chunks"],
         "bytes": stats["bytes"],
         "cold_s": [round(c["build_s"], 3) for c in cold],
+        "cold_cpu_s": [round(x, 3) for x in cold_cpu],
+        "cpu_cores": _cores(),
+        "cold_workers": stats.get("workers", 1),
         "ctags": exe or "not installed (apt-get install universal-ctags)",
         "ctags_s": [round(x, 3) for x in ctags_s],
+        "ctags_cpu_s": [round(x, 3) for x in ctags_cpu],
         "cold_vs_ctags": vs_ctags,
         "reindex_no_change_s": [round(w["build_s"], 3) for w in warm],
         "reindex_store": warm[0]["stats"]["store"],
         "reindex_reparsed": warm[0]["stats"]["reparsed"],
         "reindex_share_of_cold": reindex_share,
+        "reindex_deferred_files": warm[0]["stats"].get("deferred", 0),
+        "first_retrieval_after_restart_s": round(first_retrieval_s, 3),
+        "first_retrieval_snippets": warm[0]["first_retrieval_snippets"],
         "rebuild_in_process_s": round(rebuild_s, 3),
         "rebuild_in_process_share_of_cold": ratio(rebuild_s, cold_s, 4),
         "save_to_retrievable_ms": save,
@@ -148,15 +193,30 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "bare_import_rss_mib": round(bare_mib, 1),
         "peak_rss_over_bare_import": ratio(hwm_mib, bare_mib),
     }
+    workers = result["cold_workers"]
     result["goals"] = [
         goal(
             "cold index / ctags -R",
             vs_ctags,
             "<= 2",
             None if vs_ctags is None else vs_ctags <= 2,
-            "" if exe else "universal-ctags not installed: no ratio",
+            (
+                f"wall time, same tree, alternating; ours parsed in {workers} worker "
+                f"process(es) on {result['cpu_cores']} core(s), ctags uses one; both write "
+                "their whole index"
+            )
+            if exe
+            else "universal-ctags not installed: no ratio",
         ),
-        goal("no-change re-index / cold", reindex_share, "<= 0.05", reindex_share <= 0.05),
+        goal(
+            "no-change re-index / cold",
+            reindex_share,
+            "<= 0.05",
+            reindex_share <= 0.05,
+            "fresh process: load the store's meta section + stat-check the tree; texts, "
+            "symbols and chunks load on first retrieval "
+            f"({round(first_retrieval_s, 2)} s, first_retrieval_after_restart_s)",
+        ),
         goal(
             "save->retrievable p95 ms (watcher)",
             p95_watch,
@@ -174,6 +234,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     ]
     result["table"] = [
         ("cold s / ctags s", f"{round(cold_s, 2)}/{round(ctags_med, 2)}"),
+        ("cold workers / cores", f"{workers}/{result['cpu_cores']}"),
+        ("first retrieval after restart s", f"{round(first_retrieval_s, 2)}"),
         ("files / symbols", f"{stats['files']}/{stats['symbols']}"),
         (
             "peak RSS MiB (bare import)",

@@ -19,6 +19,18 @@ Three kinds of callers touch an index, and none of them waits long for another:
 The one lock readers and open documents share with writers is ``_recent_lock``, held only to
 copy a small dict of edit times. Snapshots are copy-on-write (``IndexSnapshot.apply`` shares
 every untouched file), so a watcher batch costs in proportion to what changed.
+
+Cost story
+----------
+* A **cold build** (nothing persisted, or ``force``) reads and parses in worker processes, one
+  per core (:mod:`.reader`), when there are at least ``reader.POOL_MIN_FILES`` files to read.
+* A **restart** loads only the small per-file records of the store (:meth:`IndexStore.load_meta`)
+  and stat-checks the tree against them; unchanged files are not read. Their text, symbols and
+  chunks stay on disk until retrieval first needs them (:meth:`WorkspaceIndex.materialize`:
+  the first reader that finds no writer at work, or :meth:`watch` right after its first build,
+  in a worker thread). A reader that arrives while a writer holds the work lock does not wait:
+  it uses the snapshot published so far, as it always did during a build; a reader on an
+  event loop never loads inline either, it starts the load in a thread.
 """
 
 from __future__ import annotations
@@ -35,8 +47,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lsp_llm.config import Settings
+from lsp_llm.context import reader as reader_mod
 from lsp_llm.context import scan as scan_mod
 from lsp_llm.context.parse import ParseFn, Symbol, parse_file
+from lsp_llm.context.reader import ParsePool, ReadResult, Task, read_entry
 from lsp_llm.context.retrieve import (
     FileData,
     IndexSnapshot,
@@ -45,7 +59,7 @@ from lsp_llm.context.retrieve import (
 )
 from lsp_llm.context.retrieve import retrieve as retrieve_snippets
 from lsp_llm.context.scan import IGNORE_FILES, IgnoreRules
-from lsp_llm.context.store import FileEntry, IndexStore, LoadStatus, content_digest
+from lsp_llm.context.store import FileEntry, FileMeta, IndexStore, LoadStatus, content_digest
 from lsp_llm.context.types import ContextSnippet
 
 log = logging.getLogger(__name__)
@@ -86,6 +100,11 @@ class IndexStats:
     open_documents: int
     builds: int
     """Completed builds and updates since start."""
+    workers: int = 1
+    """Processes the last build read and parsed files with (1: in the calling thread)."""
+    deferred: int = 0
+    """Persisted files whose text, symbols and chunks are not loaded yet (they are counted;
+    retrieval loads them on first use)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -121,8 +140,13 @@ class WorkspaceIndex:
         self._overlay: Mapping[str, FileData] = {}
         self._recent: Mapping[str, float] = {}
         # Writer-private (only touched under _work_lock):
-        self._disk: dict[str, FileEntry] = {}
+        self._disk: dict[str, FileEntry | FileMeta] = {}
         self._loaded = False
+        self._lazy = False
+        """Some of ``_disk`` are :class:`FileMeta` (not in the snapshot yet)."""
+        self._workers = 1
+        self._deferred = 0
+        self._loading = threading.Event()
         self._dirty = False
         # Status (plain values, written by writers, read by anyone):
         self._state: IndexState = "empty"
@@ -181,10 +205,18 @@ class WorkspaceIndex:
         with self._work_lock:
             return self._save_locked()
 
+    def materialize(self) -> None:
+        """Load what the snapshot lacks after a restart (blocking; a no-op when complete)."""
+        with self._work_lock:
+            self._materialize_locked()
+            self._save_locked()  # when the store could not supply everything
+
     def _save_locked(self) -> bool:
         if not self._dirty:
             return True
-        if self._store.save(self._disk):
+        self._materialize_locked()
+        entries = {rel: e for rel, e in self._disk.items() if isinstance(e, FileEntry)}
+        if self._store.save(entries):
             self._dirty = False
             return True
         return False
@@ -192,10 +224,50 @@ class WorkspaceIndex:
     def _load_locked(self) -> None:
         if self._loaded:
             return
-        self._disk = self._store.load()
+        self._disk = dict(self._store.load_meta())
         self._loaded = True
-        if self._disk:  # usable at once, verified by the scan that follows
-            self._publish({rel: FileData.from_entry(e) for rel, e in self._disk.items()}, ())
+        self._lazy = bool(self._disk)
+
+    def _materialize_locked(self) -> None:
+        """Replace the :class:`FileMeta` records of ``_disk`` by full entries from the store
+        (or, where it cannot supply them, from the files) and publish them."""
+        if not self._lazy:
+            return
+        pending = {rel: e for rel, e in self._disk.items() if isinstance(e, FileMeta)}
+        entries = self._store.load_entries(pending)
+        upserts: dict[str, FileData] = {}
+        removals: list[str] = []
+        missing: list[tuple[str, int, int, FileMeta]] = []
+        for rel, meta in pending.items():
+            entry = entries.get(rel)
+            if entry is None:
+                try:
+                    st = (self.root / rel).stat()
+                except OSError:
+                    st = None
+                if st is None or not stat_mod.S_ISREG(st.st_mode):
+                    del self._disk[rel]
+                    removals.append(rel)
+                else:
+                    missing.append((rel, st.st_mtime_ns, st.st_size, meta))
+                continue
+            self._disk[rel] = entry
+            upserts[rel] = FileData.from_entry(entry)
+        if missing:  # the store could not supply them: read the files again
+            self._dirty = True
+            tasks: list[Task] = [(str(self.root / rel), rel, m, None) for rel, m, _, _ in missing]
+            counters = _Counters()
+            results = self._read_all(tasks, None, None)
+            for (rel, mtime_ns, _, _meta), (result, words) in zip(missing, results, strict=True):
+                reread = self._apply_result(mtime_ns, None, result, counters)
+                if isinstance(reread, FileEntry):
+                    self._disk[rel] = reread
+                    upserts[rel] = FileData.from_entry(reread, words)
+                else:
+                    del self._disk[rel]
+                    removals.append(rel)
+        self._lazy = False
+        self._publish(upserts, removals)
 
     def _build_locked(self, progress: Callable[[int, int], None] | None, *, force: bool) -> None:
         start = time.perf_counter()
@@ -203,6 +275,24 @@ class WorkspaceIndex:
         self._load_locked()
         if force:
             self._dirty = True
+        pool = ParsePool() if self._parse is parse_file else None
+        try:
+            if pool is not None and (force or not self._disk):
+                pool.start()  # a cold build: the workers start while the tree is scanned
+            self._build_with(pool, progress, force=force)
+        finally:
+            if pool is not None:
+                pool.close()
+        self._finish(start, self._last)
+        self._save_locked()
+
+    def _build_with(
+        self,
+        pool: ParsePool | None,
+        progress: Callable[[int, int], None] | None,
+        *,
+        force: bool,
+    ) -> None:
         rules = self._rules = IgnoreRules(self.root, self.settings)
         found = list(scan_mod.scan(self.root, self.settings, rules))
         self._truncated = len(found) >= self.settings.index_max_files
@@ -210,28 +300,95 @@ class WorkspaceIndex:
         if progress is not None:
             progress(0, total)
         counters = _Counters()
-        new_disk: dict[str, FileEntry] = {}
+        old_disk = self._disk
+        kept: dict[str, FileEntry | FileMeta] = {}
+        to_read: list[tuple[scan_mod.ScannedFile, FileEntry | FileMeta | None]] = []
+        for item in found:
+            old = None if force else old_disk.get(item.rel)
+            if old is not None and old.mtime_ns == item.mtime_ns and old.size == item.size:
+                counters.reused += 1
+                kept[item.rel] = old
+            else:
+                to_read.append((item, old))
+        reused = len(kept)
+
+        def reading(done: int) -> None:
+            if progress is not None:
+                progress(reused + done, total)
+
+        tasks: list[Task] = [
+            (str(item.path), item.rel, item.mtime_ns, old.digest if old is not None else None)
+            for item, old in to_read
+        ]
+        results = self._read_all(tasks, pool, reading)
         changed: dict[str, FileData] = {}
-        for i, item in enumerate(found, 1):
-            old = None if force else self._disk.get(item.rel)
-            entry = self._entry_for(item.path, item.rel, item.size, item.mtime_ns, old, counters)
+        for (item, old), (result, words) in zip(to_read, results, strict=True):
+            entry = self._apply_result(item.mtime_ns, old, result, counters)
             if entry is not None:
-                new_disk[item.rel] = entry
-                if entry is not self._disk.get(item.rel):
-                    changed[item.rel] = FileData.from_entry(entry)
-            if progress is not None and (i % 16 == 0 or i == total):
-                progress(i, total)
-        removed = [rel for rel in self._disk if rel not in new_disk]
+                kept[item.rel] = entry
+                if isinstance(entry, FileEntry):
+                    changed[item.rel] = FileData.from_entry(entry, words)
+        new_disk = {item.rel: kept[item.rel] for item in found if item.rel in kept}
+        if progress is not None:
+            progress(total, total)
+        removed = [rel for rel in old_disk if rel not in new_disk]
         counters.removed = len(removed)
         if changed or removed or self._store.status != "loaded":
             self._dirty = True
         self._disk = new_disk
+        self._lazy = any(isinstance(e, FileMeta) for e in new_disk.values())
         self._publish(changed, removed)
-        self._finish(start, counters)
-        self._save_locked()
+        self._last = counters
+
+    def _read_all(
+        self,
+        tasks: list[Task],
+        pool: ParsePool | None,
+        progress: Callable[[int], None] | None,
+    ) -> list[tuple[ReadResult, frozenset[str] | None]]:
+        """Read (and parse) files: in worker processes when there are many, else here."""
+        limit = self.settings.index_max_file_bytes
+        if pool is None and len(tasks) >= reader_mod.POOL_MIN_FILES and self._parse is parse_file:
+            with ParsePool() as own:
+                return self._read_all(tasks, own, progress)
+        if pool is not None and len(tasks) >= reader_mod.POOL_MIN_FILES and pool.start():
+            try:
+                results = list(pool.read(tasks, limit, progress))
+            except Exception as exc:
+                log.warning("index worker processes failed (%s); parsing in-thread", exc)
+            else:
+                self._workers = pool.workers
+                return results
+        self._workers = 1
+        out: list[tuple[ReadResult, frozenset[str] | None]] = []
+        for i, (path, rel, mtime_ns, old_digest) in enumerate(tasks, 1):
+            out.append((read_entry(path, rel, mtime_ns, old_digest, limit, self._parse), None))
+            if progress is not None and i % 16 == 0:
+                progress(i)
+        return out
+
+    @staticmethod
+    def _apply_result(
+        mtime_ns: int,
+        old: FileEntry | FileMeta | None,
+        result: ReadResult,
+        counters: _Counters,
+    ) -> FileEntry | FileMeta | None:
+        """The entry a read produced (``old`` with a new mtime when the content is the same)."""
+        if result is None:
+            return None
+        if isinstance(result, tuple):
+            assert old is not None
+            counters.reused += 1
+            size, _ = result
+            return dataclasses.replace(old, mtime_ns=mtime_ns, size=size)
+        if not result.binary:
+            counters.reparsed += 1
+        return result
 
     def _update_locked(self, paths: list[Path]) -> None:
         start = time.perf_counter()
+        self._materialize_locked()  # from here on, every entry of _disk is a FileEntry
         rules = self._rules
         rels: set[str] = set()
         for path in paths:
@@ -243,7 +400,9 @@ class WorkspaceIndex:
                 return
             rels.add(rel)
         counters = _Counters()
-        disk = dict(self._disk)
+        disk: dict[str, FileEntry] = {
+            rel: e for rel, e in self._disk.items() if isinstance(e, FileEntry)
+        }
         changed: dict[str, FileData] = {}
         removed: set[str] = set()
 
@@ -294,7 +453,7 @@ class WorkspaceIndex:
         counters.removed = len(removed)
         if not changed and not removed:
             return
-        self._disk = disk
+        self._disk = dict(disk)
         self._dirty = True
         self._publish(changed, removed)
         self._touch(changed)
@@ -316,42 +475,33 @@ class WorkspaceIndex:
             counters.reused += 1
             return old
         limit = self.settings.index_max_file_bytes
-        try:
-            with path.open("rb") as fh:
-                data = fh.read(limit + 1)
-        except OSError:
-            return None
-        if len(data) > limit:
-            return None
-        digest = content_digest(data)
-        if old is not None and old.digest == digest:
-            counters.reused += 1
-            return dataclasses.replace(old, mtime_ns=mtime_ns, size=len(data))
-        text = scan_mod.decode_text(data)
-        if text is None:
-            return FileEntry(
-                rel=rel, mtime_ns=mtime_ns, size=len(data), digest=digest, language="", text="",
-                binary=True,
-            )  # fmt: skip
-        counters.reparsed += 1
-        result = self._parse(rel, text)
-        return FileEntry(
-            rel=rel,
-            mtime_ns=mtime_ns,
-            size=len(data),
-            digest=digest,
-            language=result.language,
-            text=text,
-            symbols=result.symbols,
-            imports=result.imports,
-            chunks=result.chunks,
+        result = read_entry(
+            path, rel, mtime_ns, old.digest if old is not None else None, limit, self._parse
         )
+        entry = self._apply_result(mtime_ns, old, result, counters)
+        assert entry is None or isinstance(entry, FileEntry)
+        return entry
 
     def _publish(self, upserts: Mapping[str, FileData], removals: Iterable[str]) -> None:
         snapshot = self._snapshot.apply(upserts, removals)
         self._snapshot = snapshot
-        self._counts = snapshot.stats()
-        self._skipped = sum(1 for d in snapshot.files.values() if d.entry.binary)
+        files = symbols = chunks = size = skipped = deferred = 0
+        for e in self._disk.values():  # what is indexed, loaded into the snapshot or not yet
+            if e.binary:
+                skipped += 1
+                continue
+            files += 1
+            size += e.size
+            if isinstance(e, FileEntry):
+                symbols += len(e.symbols)
+                chunks += len(e.chunks)
+            else:
+                symbols += e.n_symbols
+                chunks += e.n_chunks
+                deferred += 1
+        self._counts = (files, symbols, chunks, size)
+        self._skipped = skipped
+        self._deferred = deferred
 
     def _finish(self, start: float, counters: _Counters) -> None:
         self._seconds = time.perf_counter() - start
@@ -438,7 +588,7 @@ class WorkspaceIndex:
         if rel is not None and rules.is_secret(rel):
             return []
         return retrieve_snippets(
-            self._snapshot,
+            self._current(),
             rel,
             text,
             offset,
@@ -452,14 +602,42 @@ class WorkspaceIndex:
     def lookup_symbol(self, name: str) -> list[Symbol]:
         """Every definition of ``name`` (open documents' content wins), sorted by path, line."""
         overlay = self._overlay
-        found = [s for s in self._snapshot.symbols.get(name, ()) if s.path not in overlay]
+        found = [s for s in self._current().symbols.get(name, ()) if s.path not in overlay]
         for data in overlay.values():
             found += [s for s in data.entry.symbols if s.name == name]
         return sorted(found, key=lambda s: (s.path, s.start_line))
 
     def snapshot(self) -> IndexSnapshot:
         """The current disk snapshot (immutable)."""
+        return self._current()
+
+    def _current(self) -> IndexSnapshot:
+        """The published snapshot, completed first if a restart left files unloaded and no
+        writer is at work (a reader never waits for a writer; see the module docstring)."""
+        if not self._lazy:
+            return self._snapshot
+        if _on_event_loop():  # never block the loop for seconds: load in a worker thread
+            if not self._loading.is_set():
+                self._loading.set()
+                threading.Thread(target=self._background_materialize, daemon=True).start()
+            return self._snapshot
+        if self._work_lock.acquire(blocking=False):
+            try:
+                self._materialize_locked()
+                self._save_locked()  # when the store could not supply everything
+            except Exception:
+                log.exception("loading the index of %s failed", self.root)
+            finally:
+                self._work_lock.release()
         return self._snapshot
+
+    def _background_materialize(self) -> None:
+        try:
+            self.materialize()
+        except Exception:
+            log.exception("loading the index of %s failed", self.root)
+        finally:
+            self._loading.clear()
 
     @property
     def index_path(self) -> Path | None:
@@ -469,8 +647,9 @@ class WorkspaceIndex:
         files, symbols, chunks, size = self._counts
         overlay = self._overlay
         disk_files = self._snapshot.files
+        disk = self._disk
         for rel, data in overlay.items():
-            if rel not in disk_files:
+            if rel not in disk_files and rel not in disk:
                 files += 1
                 symbols += len(data.entry.symbols)
                 chunks += len(data.entry.chunks)
@@ -494,6 +673,8 @@ class WorkspaceIndex:
             truncated=self._truncated,
             open_documents=len(overlay),
             builds=self._builds,
+            workers=self._workers,
+            deferred=self._deferred,
         )
 
     # -- watching -------------------------------------------------------------------------------
@@ -525,6 +706,7 @@ class WorkspaceIndex:
 
         if not self._loaded:
             await asyncio.to_thread(self.build)
+        await asyncio.to_thread(self.materialize)  # after a restart: load before it is needed
         caught_up = False
         try:
             async for paths in watch_changes(
@@ -550,6 +732,14 @@ class WorkspaceIndex:
                     on_update(paths)
         finally:
             await asyncio.to_thread(self.flush)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def find_root(path: Path) -> Path:

@@ -298,6 +298,34 @@ _DECLARATOR_LEAVES = frozenset(
     }
 )
 _C_FUNCTIONS = frozenset({"function_definition", "declaration", "field_declaration"})
+_OPAQUE: dict[str, frozenset[str]] = {
+    # Node types that cannot contain a definition of their language: not descended into.
+    # Python definitions are statements, so simple statements and expressions never hold one
+    # (most of a module's nodes are inside these).
+    "python": frozenset(
+        {
+            "expression_statement",
+            "return_statement",
+            "assert_statement",
+            "delete_statement",
+            "raise_statement",
+            "pass_statement",
+            "break_statement",
+            "continue_statement",
+            "global_statement",
+            "nonlocal_statement",
+            "print_statement",
+            "exec_statement",
+            "type_alias_statement",
+            "decorator",
+            "argument_list",
+            "parameters",
+            "type",
+            "string",
+            "comment",
+        }
+    ),
+}
 _WS_RE = re.compile(r"\s+")
 
 
@@ -342,6 +370,7 @@ class _Extractor:
         self.source = source
         self.defs = DEFS[lang]
         self.import_types = IMPORTS[lang]
+        self.opaque = _OPAQUE.get(lang, frozenset())
         self.symbols: list[Symbol] = []
         self.imports: list[str] = []
 
@@ -435,15 +464,20 @@ class _Extractor:
     def run(self, root: Node) -> None:
         # Iterative walk: (node, containers) where containers is [(name, kind), ...].
         stack: list[tuple[Node, tuple[tuple[str, str], ...]]] = [(root, ())]
+        defs = self.defs
+        import_types = self.import_types
+        opaque = self.opaque
         while stack:
             node, containers = stack.pop()
             t = node.type
-            if t in self.import_types:
+            if t in import_types:
                 self.imports.append(_collapse(_text(node), MAX_IMPORT_CHARS))
+                continue
+            if t in opaque:
                 continue
             child_containers = containers
             descend = True
-            kind = self.defs.get(t)
+            kind = defs.get(t)
             if kind is not None:
                 described = self.describe(node, kind)
                 if described is not None:
@@ -472,9 +506,8 @@ class _Extractor:
                         child_containers = (*containers, (name, kind))
                     elif kind in ("function", "method"):
                         descend = False  # locals are not workspace symbols
-            if descend:
-                for child in reversed(node.named_children):
-                    stack.append((child, child_containers))
+            if descend and node.named_child_count:
+                stack.extend([(child, child_containers) for child in reversed(node.named_children)])
 
 
 def _strip_comment(text: str) -> str:

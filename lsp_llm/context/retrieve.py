@@ -31,11 +31,12 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
+import operator
 import re
 import sys
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
 from lsp_llm.config import Settings
@@ -162,9 +163,16 @@ def module_match(segments: tuple[str, ...], imports: list[tuple[str, ...]]) -> i
 # -- per-file derived data and the snapshot -----------------------------------------------------
 
 
-def vocabulary(text: str) -> frozenset[str]:
-    """The distinct (interned) identifier tokens of a text."""
-    return frozenset(sys.intern(t) for t in set(tokens(text)))
+_ONE_LETTER: frozenset[str] = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+
+
+def vocabulary(text: str, *, intern: bool = True) -> frozenset[str]:
+    """The distinct identifier tokens of a text, as :func:`tokens` finds them (interned unless
+    ``intern`` is false: interning is per process, so worker processes skip it)."""
+    words = set(_IDENT_RE.findall(text))
+    words -= STOPWORDS
+    words -= _ONE_LETTER
+    return frozenset(map(sys.intern, words)) if intern else frozenset(words)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -177,8 +185,15 @@ class FileData:
     """The file's module path (:func:`module_segments`)."""
 
     @classmethod
-    def from_entry(cls, entry: FileEntry) -> FileData:
-        words = frozenset() if entry.binary or not entry.chunks else vocabulary(entry.text)
+    def from_entry(cls, entry: FileEntry, words: frozenset[str] | None = None) -> FileData:
+        """``words``: the entry's :func:`vocabulary` when already known (from a worker
+        process: interned here)."""
+        if entry.binary or not entry.chunks:
+            words = frozenset()
+        elif words is None:
+            words = vocabulary(entry.text)
+        else:
+            words = frozenset(map(sys.intern, words))
         return cls(entry, words, module_segments(entry.rel))
 
 
@@ -217,8 +232,9 @@ class _ChunkStats:
 CHUNK_STATS = _ChunkStats()
 
 
-def _symbol_key(symbol: Symbol) -> tuple[str, int, str]:
-    return (symbol.path, symbol.start_line, symbol.name)
+_symbol_key: Callable[[Symbol], tuple[str, int, str]] = operator.attrgetter(
+    "path", "start_line", "name"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,42 +260,46 @@ class IndexSnapshot:
             return self
         files = dict(self.files)
         n_docs = self.n_docs
-        posting_del: dict[str, set[str]] = {}
-        posting_add: dict[str, set[str]] = {}
-        symbol_names: set[str] = set()
+        posting_del: defaultdict[str, list[str]] = defaultdict(list)
+        posting_add: defaultdict[str, list[str]] = defaultdict(list)
+        old_names: set[str] = set()
         for rel in (*gone, *replaced):
             old = files.pop(rel)
             n_docs -= bool(old.vocabulary)
             for token in old.vocabulary:
-                posting_del.setdefault(token, set()).add(rel)
-            symbol_names.update(s.name for s in old.entry.symbols)
+                posting_del[token].append(rel)
+            old_names.update(s.name for s in old.entry.symbols)
+        new_symbols: defaultdict[str, list[Symbol]] = defaultdict(list)
         for rel, new in upserts.items():
             files[rel] = new
             n_docs += bool(new.vocabulary)
             for token in new.vocabulary:
-                posting_add.setdefault(token, set()).add(rel)
-            symbol_names.update(s.name for s in new.entry.symbols)
+                posting_add[token].append(rel)
+            for symbol in new.entry.symbols:
+                new_symbols[symbol.name].append(symbol)
         postings = dict(self.postings)
-        for token in posting_del.keys() | posting_add.keys():
-            current = postings.get(token, frozenset())
-            updated = (current - posting_del.get(token, set())) | posting_add.get(token, set())
-            if updated:
-                postings[token] = frozenset(updated)
+        for token, added in posting_add.items():
+            current = postings.get(token)
+            dropped = posting_del.pop(token, None)
+            if current is None:
+                postings[token] = frozenset(added)
             else:
-                postings.pop(token, None)
+                postings[token] = (current.difference(dropped) if dropped else current).union(added)
+        for token, dropped in posting_del.items():
+            updated = postings[token].difference(dropped)
+            if updated:
+                postings[token] = updated
+            else:
+                del postings[token]
         symbols = dict(self.symbols)
         changed = gone | set(upserts)
-        for name in symbol_names:
+        for name in old_names | new_symbols.keys():
             kept = [s for s in symbols.get(name, ()) if s.path not in changed]
-            symbols[name] = tuple(kept)
-        for rel in upserts:
-            for symbol in upserts[rel].entry.symbols:
-                symbols[symbol.name] = (*symbols[symbol.name], symbol)
-        for name in symbol_names:
-            if symbols[name]:
-                symbols[name] = tuple(sorted(symbols[name], key=_symbol_key))
+            kept += new_symbols.get(name, ())
+            if kept:
+                symbols[name] = tuple(sorted(kept, key=_symbol_key))
             else:
-                del symbols[name]
+                symbols.pop(name, None)
         return IndexSnapshot(files=files, symbols=symbols, postings=postings, n_docs=n_docs)
 
     def stats(self) -> tuple[int, int, int, int]:

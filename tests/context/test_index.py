@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
+
+import pytest
 
 from lsp_llm.config import Settings
 from lsp_llm.context.index import WorkspaceIndex
@@ -80,7 +83,7 @@ def test_corrupt_and_truncated_index_files_are_rebuilt(
     assert stats.index_path is not None
     path = Path(stats.index_path)
     good = path.read_bytes()
-    for damaged in (good[: len(good) // 3], b"\x00garbage\xff" * 10, good[:-1] + b"\x01"):
+    for damaged in (good[: len(good) // 3], b"\x00garbage\xff" * 10):
         path.write_bytes(damaged)
         counting = CountingParse()
         index = WorkspaceIndex(repo, settings, cache, parse=counting)
@@ -90,6 +93,33 @@ def test_corrupt_and_truncated_index_files_are_rebuilt(
         assert index.lookup_symbol("compute_area")
         # ... and the rebuilt file is whole again.
         assert WorkspaceIndex(repo, settings, cache).build().store == "loaded"
+
+
+def test_damaged_heavy_section_is_rebuilt_when_first_needed(
+    repo: Path, settings: Settings, cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart checks only the small meta section; damage to the texts and symbols is found
+    when retrieval first loads them: logged, the files read again, the store rewritten."""
+    stats = WorkspaceIndex(repo, settings, cache).build()
+    assert stats.index_path is not None
+    path = Path(stats.index_path)
+    good = path.read_bytes()
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 0x01]))
+    counting = CountingParse()
+    index = WorkspaceIndex(repo, settings, cache, parse=counting)
+    restarted = index.build()
+    assert restarted.store == "loaded" and restarted.files == 4 and restarted.reparsed == 0
+    assert restarted.deferred == 4 and counting.calls == []
+    with caplog.at_level(logging.WARNING):
+        assert index.lookup_symbol("compute_area")
+    assert "corrupt" in caplog.text and "rebuilding" in caplog.text
+    assert len(counting.calls) == 4
+    assert index.stats().store == "corrupt" and index.stats().deferred == 0
+    # ... and the rewritten file is whole again.
+    again = CountingParse()
+    fresh = WorkspaceIndex(repo, settings, cache, parse=again)
+    assert fresh.build().store == "loaded"
+    assert fresh.lookup_symbol("compute_area") and again.calls == []
 
 
 def test_unwritable_cache_keeps_working_in_memory(
@@ -311,3 +341,65 @@ def test_cross_file_definitions_in_other_languages(
         snippets = index.retrieve(root / current, text, len(text))
         definitions = [(s.symbol, s.path) for s in snippets if s.source == "definition"]
         assert (symbol, path) in definitions, (current, snippets)
+
+
+def test_cold_build_in_worker_processes_matches_in_thread(
+    repo: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process pool (spawned workers) produces exactly the entries an in-thread build
+    does, in the same order, and says how many workers it used."""
+    from lsp_llm.context import reader
+
+    for i in range(40):
+        write(repo, f"many/mod_{i}.py", f"def helper_{i}(x):\n    return x + {i}\n")
+    (repo / "many" / "blob.bin").write_bytes(b"\x00\x01" * 100)
+    serial = WorkspaceIndex(repo, settings, tmp_path / "serial")
+    serial_stats = serial.build()
+    assert serial_stats.workers == 1
+    monkeypatch.setattr(reader, "POOL_MIN_FILES", 10)
+    monkeypatch.setattr(reader, "worker_count", lambda: 2)
+    pooled = WorkspaceIndex(repo, settings, tmp_path / "pooled")
+    pooled_stats = pooled.build()
+    assert pooled_stats.workers == 2
+    assert pooled_stats.files == serial_stats.files == 44
+    assert pooled_stats.skipped == serial_stats.skipped == 1
+    assert pooled_stats.symbols == serial_stats.symbols
+    assert pooled_stats.chunks == serial_stats.chunks
+    a, b = serial.snapshot(), pooled.snapshot()
+    assert list(a.files) == list(b.files)
+    assert {r: d.entry for r, d in a.files.items()} == {r: d.entry for r, d in b.files.items()}
+    assert {r: d.vocabulary for r, d in a.files.items()} == {
+        r: d.vocabulary for r, d in b.files.items()
+    }
+    assert a.symbols == b.symbols and a.postings == b.postings and a.n_docs == b.n_docs
+    assert pooled.lookup_symbol("helper_7")[0].path == "many/mod_7.py"
+
+
+def test_restart_defers_loading_until_retrieval(
+    repo: Path, settings: Settings, cache: Path
+) -> None:
+    """A no-change restart reads no file and decodes no text: counts come from the store's meta
+    section, and the first retrieval loads the rest (also after an incremental update)."""
+    WorkspaceIndex(repo, settings, cache).build()
+    counting = CountingParse()
+    index = WorkspaceIndex(repo, settings, cache, parse=counting)
+    stats = index.build()
+    assert stats.deferred == 4 and stats.files == 4 and stats.symbols > 0
+    assert index._snapshot.files == {}  # nothing decoded yet
+    text, offset = cursor_at_end(repo / "app/main.py")
+    assert any(
+        s.symbol == "compute_area" for s in index.retrieve(repo / "app/main.py", text, offset)
+    )
+    assert index.stats().deferred == 0 and counting.calls == []
+    assert index.stats().symbols == stats.symbols and index.stats().chunks == stats.chunks
+    # An update after a restart works on loaded entries too.
+    again = WorkspaceIndex(repo, settings, cache, parse=counting)
+    again.build()
+    write(repo, "pkg/extra.py", "def extra_function():\n    return 1\n")
+    again.update_paths([repo / "pkg/extra.py"])
+    assert again.lookup_symbol("extra_function") and again.lookup_symbol("compute_area")
+    assert counting.calls == ["pkg/extra.py"]
+    assert again.flush()
+    third = WorkspaceIndex(repo, settings, cache, parse=counting)
+    assert third.build().files == 5 and third.lookup_symbol("extra_function")
+    assert counting.calls == ["pkg/extra.py"]

@@ -134,3 +134,18 @@ def test_unwritable_cache_falls_back_to_memory(
     assert "memory" in caplog.text
     assert not store.save(ENTRIES)  # one warning, then quiet
     assert caplog.text.count("not writable") == 1
+
+
+def test_meta_then_entries_and_a_newer_save_in_between(tmp_path: Path) -> None:
+    """Schema 2: the meta section alone answers a restart; the heavy section is read later,
+    and only from the same save (another process saving in between is noticed)."""
+    store = IndexStore(tmp_path / "root", tmp_path / "cache")
+    store.save(ENTRIES)
+    reader = IndexStore(tmp_path / "root", tmp_path / "cache")
+    meta = reader.load_meta()
+    assert reader.status == "loaded"
+    assert meta["a.py"] == ENTRIES["a.py"].meta()
+    assert meta["a.py"].n_symbols == len(ENTRIES["a.py"].symbols) > 0
+    assert reader.load_entries({"a.py": meta["a.py"]}) == {"a.py": ENTRIES["a.py"]}
+    store.save(ENTRIES)  # a new generation
+    assert reader.load_entries(meta) == {}
