@@ -115,7 +115,9 @@ async def test_write_edit_rename_delete(repo: Path, settings: Settings, cache: P
     again = WorkspaceIndex(repo, settings, cache)
     stats = await asyncio.to_thread(again.build)
     assert stats.reparsed == 0
-    assert again.lookup_symbol("canary_alive") and not again.lookup_symbol("written_after")
+    # On the event loop the deferred part of the store loads in a thread, without blocking.
+    await until(lambda: bool(again.lookup_symbol("canary_alive")), "the deferred index load")
+    assert not again.lookup_symbol("written_after")
 
 
 async def test_a_file_storm_does_not_stall_the_loop(
