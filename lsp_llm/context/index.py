@@ -50,7 +50,7 @@ from lsp_llm.config import Settings
 from lsp_llm.context import reader as reader_mod
 from lsp_llm.context import scan as scan_mod
 from lsp_llm.context.parse import ParseFn, Symbol, parse_file
-from lsp_llm.context.reader import ParsePool, ReadResult, Task, read_entry
+from lsp_llm.context.reader import ParsePool, ReadResult, Task, parsed_entry, read_entry
 from lsp_llm.context.retrieve import (
     FileData,
     IndexSnapshot,
@@ -537,18 +537,7 @@ class WorkspaceIndex:
         current = self._overlay.get(rel)
         if current is not None and current.entry.digest == digest:
             return True
-        result = self._parse(rel, text)
-        entry = FileEntry(
-            rel=rel,
-            mtime_ns=-1,
-            size=len(data),
-            digest=digest,
-            language=result.language,
-            text=text,
-            symbols=result.symbols,
-            imports=result.imports,
-            chunks=result.chunks,
-        )
+        entry = parsed_entry(rel, -1, len(data), digest, text, self._parse)
         overlay = dict(self._overlay)
         overlay[rel] = FileData.from_entry(entry)
         self._overlay = overlay

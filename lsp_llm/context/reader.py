@@ -78,11 +78,18 @@ def read_entry(
             rel=rel, mtime_ns=mtime_ns, size=len(data), digest=digest, language="", text="",
             binary=True,
         )  # fmt: skip
+    return parsed_entry(rel, mtime_ns, len(data), digest, text, parse)
+
+
+def parsed_entry(
+    rel: str, mtime_ns: int, size: int, digest: bytes, text: str, parse: ParseFn
+) -> FileEntry:
+    """The index entry of a text file: ``text`` parsed for symbols, imports and chunks."""
     result = parse(rel, text)
     return FileEntry(
         rel=rel,
         mtime_ns=mtime_ns,
-        size=len(data),
+        size=size,
         digest=digest,
         language=result.language,
         text=text,
