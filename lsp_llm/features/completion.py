@@ -6,6 +6,7 @@ same path: completion cache -> retrieval -> prompt -> engine -> post-processing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import logging
@@ -20,6 +21,7 @@ from lsp_llm.engine.requests import (
     CancelToken,
     GenerationRequest,
     GenerationResult,
+    TokenEvent,
 )
 from lsp_llm.engine.worker import Engine
 from lsp_llm.prompts.budget import PromptBudget
@@ -118,6 +120,36 @@ class CompletionService:
                     rests.append(rest)
         return tuple(rests)
 
+    async def _generate(self, request: GenerationRequest) -> tuple[GenerationResult, float]:
+        """Run ``request``; returns (result, perf_counter time of its first token or 0).
+
+        Token events stay on the model thread (only the first one's time is kept): waking the
+        loop for each of them would take the GIL and a core from the decode loop, on the
+        latency-critical request, for text that nobody reads before the result.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[GenerationResult] = loop.create_future()
+        first = [0.0]
+
+        def deliver(result: GenerationResult) -> None:
+            if not done.done():
+                done.set_result(result)
+
+        def sink(event: TokenEvent | GenerationResult) -> None:
+            if isinstance(event, GenerationResult):
+                try:
+                    loop.call_soon_threadsafe(deliver, event)
+                except RuntimeError:  # the loop is closed: nobody is listening any more
+                    request.cancel.cancel("loop closed")
+            elif not first[0]:
+                first[0] = time.perf_counter()
+
+        self.engine.submit(request, sink)
+        try:
+            return await done, first[0]
+        finally:
+            request.cancel.cancel("consumer gone")
+
     async def complete(
         self,
         snap: DocumentSnapshot,
@@ -190,14 +222,7 @@ class CompletionService:
             kind="completion",
             cancel=cancel or CancelToken(),
         )
-        result: GenerationResult | None = None
-        t_first = 0.0
-        async for event in self.engine.stream(request):
-            if isinstance(event, GenerationResult):
-                result = event
-            elif not t_first:
-                t_first = time.perf_counter()
-        assert result is not None
+        result, t_first = await self._generate(request)
         t_last = time.perf_counter()
         spans = {
             "prompt": (t_prompt - t0) * 1000,

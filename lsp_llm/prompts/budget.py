@@ -8,6 +8,9 @@ Inputs are cut by characters first, so a 20 MB document costs one small encode.
 from __future__ import annotations
 
 import dataclasses
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from lsp_llm.context.types import ContextSnippet
@@ -40,6 +43,37 @@ def count_tokens(text: str, tokenizer: TokenizerLike) -> int:
     return len(tokenizer.encode(text)) if text else 0
 
 
+_MEMO_ENTRIES = 512
+"""Counts remembered per tokenizer (texts that come back request after request)."""
+_MEMO_MAX_CHARS = 16_384
+_memo: weakref.WeakKeyDictionary[TokenizerLike, OrderedDict[str, int]] = weakref.WeakKeyDictionary()
+_memo_lock = threading.Lock()
+
+
+def count_tokens_memo(text: str, tokenizer: TokenizerLike) -> int:
+    """:func:`count_tokens`, remembered for texts that recur between requests (template
+    skeletons, retrieved snippets and their labels): the same count, without the encode."""
+    if not text or len(text) > _MEMO_MAX_CHARS:
+        return count_tokens(text, tokenizer)
+    try:
+        with _memo_lock:
+            table = _memo.get(tokenizer)
+            if table is None:
+                table = _memo[tokenizer] = OrderedDict()
+            count = table.get(text)
+            if count is not None:
+                table.move_to_end(text)
+                return count
+    except TypeError:  # a tokenizer that cannot be weakly referenced or hashed
+        return count_tokens(text, tokenizer)
+    count = count_tokens(text, tokenizer)
+    with _memo_lock:
+        table[text] = count
+        if len(table) > _MEMO_ENTRIES:
+            table.popitem(last=False)
+    return count
+
+
 def _fits(text: str, tokenizer: TokenizerLike, max_tokens: int) -> bool:
     return count_tokens(text, tokenizer) <= max_tokens
 
@@ -68,41 +102,50 @@ def _search_keep_start(text: str, tokenizer: TokenizerLike, max_tokens: int) -> 
     return text[:lo] if _fits(text[:lo], tokenizer, max_tokens) else ""
 
 
-def _shrink_keep_end(text: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
+Counted = tuple[str, int | None]
+"""A fitted text and its token count when it was measured on the way (else None)."""
+
+
+def _shrink_keep_end(text: str, tokenizer: TokenizerLike, max_tokens: int) -> Counted:
     for _ in range(_MAX_SHRINK_STEPS):
         ids = tokenizer.encode(text) if text else []
         excess = len(ids) - max_tokens
         if excess <= 0:
-            return text
+            return text, len(ids)
         dropped = len(tokenizer.decode(ids[:excess]))
         text = text[max(dropped, 1) :]
-    return _search_keep_end(text, tokenizer, max_tokens)
+    return _search_keep_end(text, tokenizer, max_tokens), None
 
 
-def _shrink_keep_start(text: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
+def _shrink_keep_start(text: str, tokenizer: TokenizerLike, max_tokens: int) -> Counted:
     for _ in range(_MAX_SHRINK_STEPS):
         ids = tokenizer.encode(text) if text else []
         excess = len(ids) - max_tokens
         if excess <= 0:
-            return text
+            return text, len(ids)
         dropped = len(tokenizer.decode(ids[len(ids) - excess :]))
         text = text[: len(text) - max(dropped, 1)]
-    return _search_keep_start(text, tokenizer, max_tokens)
+    return _search_keep_start(text, tokenizer, max_tokens), None
 
 
 def fit_prefix(prefix: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
     """The longest end of ``prefix`` within ``max_tokens``, preferably starting at a line."""
+    return _fit_prefix(prefix, tokenizer, max_tokens)[0]
+
+
+def _fit_prefix(prefix: str, tokenizer: TokenizerLike, max_tokens: int) -> Counted:
     if max_tokens <= 0 or not prefix:
-        return ""
+        return "", 0
     char_cap = max_tokens * CHARS_PER_TOKEN_CAP
     window = prefix[-char_cap:] if len(prefix) > char_cap else prefix
     ids = tokenizer.encode(window)
     if len(ids) <= max_tokens:
         if len(window) == len(prefix):
-            return prefix
+            return prefix, len(ids)
         candidate = window
     elif len(tokenizer.decode(ids)) != len(window):
-        return _search_keep_end(window, tokenizer, max_tokens)  # decode is not length-true
+        # decode is not length-true
+        return _search_keep_end(window, tokenizer, max_tokens), None
     else:
         dropped = len(tokenizer.decode(ids[: len(ids) - max_tokens]))
         candidate = window[min(dropped, len(window)) :]
@@ -116,17 +159,22 @@ def fit_prefix(prefix: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
 
 def fit_suffix(suffix: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
     """The longest start of ``suffix`` within ``max_tokens``, preferably ending at a line."""
+    return _fit_suffix(suffix, tokenizer, max_tokens)[0]
+
+
+def _fit_suffix(suffix: str, tokenizer: TokenizerLike, max_tokens: int) -> Counted:
     if max_tokens <= 0 or not suffix:
-        return ""
+        return "", 0
     char_cap = max_tokens * CHARS_PER_TOKEN_CAP
     window = suffix[:char_cap]
     ids = tokenizer.encode(window)
     if len(ids) <= max_tokens:
         if len(window) == len(suffix):
-            return suffix
+            return suffix, len(ids)
         candidate = window
     elif len(tokenizer.decode(ids)) != len(window):
-        return _search_keep_start(window, tokenizer, max_tokens)  # decode is not length-true
+        # decode is not length-true
+        return _search_keep_start(window, tokenizer, max_tokens), None
     else:
         kept = len(tokenizer.decode(ids[:max_tokens]))
         candidate = window[: min(kept, len(window))]
@@ -136,6 +184,11 @@ def fit_suffix(suffix: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
         if newline >= 0 and len(candidate) - newline - 1 < len(candidate) // LINE_SNAP_FRACTION:
             candidate = candidate[: newline + 1]
     return _shrink_keep_start(candidate, tokenizer, max_tokens)
+
+
+def _measured(fitted: Counted, tokenizer: TokenizerLike) -> int:
+    text, count = fitted
+    return count if count is not None else count_tokens(text, tokenizer)
 
 
 OverheadFn = Callable[[ContextSnippet], int]
@@ -164,7 +217,7 @@ def _pack(
         room = max_tokens - used
         if len(snippet.text) > room * MAX_TOKEN_CHARS:
             continue
-        cost = count_tokens(snippet.text, tokenizer)
+        cost = count_tokens_memo(snippet.text, tokenizer)
         if overhead_fn is not None:
             cost += overhead_fn(snippet)
         if cost > room:
@@ -215,15 +268,17 @@ def fit_completion(
     suffix_max = int(total * budget.suffix_share) if fim else 0
     context_max = int(total * budget.context_share)
 
-    fitted_suffix = fit_suffix(suffix, tokenizer, suffix_max)
-    suffix_used = count_tokens(fitted_suffix, tokenizer)
+    suffix_fit = _fit_suffix(suffix, tokenizer, suffix_max)
+    fitted_suffix = suffix_fit[0]
+    suffix_used = _measured(suffix_fit, tokenizer)
     chosen, context_used = _pack(snippets, tokenizer, context_max, overhead_fn)
 
     prefix_max = total - suffix_used - context_used
-    fitted_prefix = fit_prefix(prefix, tokenizer, prefix_max)
+    prefix_fit = _fit_prefix(prefix, tokenizer, prefix_max)
+    fitted_prefix = prefix_fit[0]
 
     if fim and len(fitted_prefix) == len(prefix) and len(fitted_suffix) < len(suffix):
-        leftover = prefix_max - count_tokens(fitted_prefix, tokenizer)
+        leftover = prefix_max - _measured(prefix_fit, tokenizer)
         if leftover > 0:
             fitted_suffix = fit_suffix(suffix, tokenizer, suffix_used + leftover)
     return fitted_prefix, fitted_suffix, [snippet for snippet, _ in chosen]

@@ -12,6 +12,7 @@ from lsp_llm.prompts.budget import (
     CHARS_PER_TOKEN_CAP,
     PromptBudget,
     count_tokens,
+    count_tokens_memo,
     fit_completion,
     fit_prefix,
     fit_suffix,
@@ -196,9 +197,9 @@ def build_completion_prompt(
 
     def overhead(snippet: ContextSnippet) -> int:
         shown = render_snippet(template, snippet, language)
-        return count_tokens(shown, tokenizer) - count_tokens(snippet.text, tokenizer)
+        return count_tokens_memo(shown, tokenizer) - count_tokens_memo(snippet.text, tokenizer)
 
-    reserve = count_tokens(render("", "", ()), tokenizer)
+    reserve = count_tokens_memo(render("", "", ()), tokenizer)
     fitted_prefix, fitted_suffix, chosen = fit_completion(
         prefix,
         suffix if fim else "",

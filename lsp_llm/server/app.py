@@ -34,7 +34,16 @@ STATUS_REQUEST = "lspLlm/status"
 _session_ids = itertools.count(1)
 
 # Settings that need the model reloaded when they change.
-RELOAD_KEYS = ("model", "backend", "device", "dtype", "endpoint", "api_key_env")
+RELOAD_KEYS = ("model", "backend", "device", "dtype", "fast_path", "endpoint", "api_key_env")
+
+INFO_STATUS_FIELDS = frozenset({"last", "last_cancel"})
+"""Engine status fields that only report on finished work (timings). A change to nothing else
+is published after the session's pending responses, never in front of one."""
+STATUS_AFTER_RESPONSE_S = 0.05
+"""A deferred status notification goes out this long after the last pending response: the
+client has read the answer before it has a notification to parse."""
+STATUS_MAX_DEFER_S = 1.0
+"""...and at the latest this long after the change (a long request must not hide it)."""
 
 
 @dataclasses.dataclass
@@ -77,6 +86,11 @@ class LlmServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = loop
         self.initialized = False
         self.last_completion: CompletionOutcome | None = None
+        self._seen_status: EngineStatus | None = None
+        self._deferred_status: EngineStatus | None = None
+        self._deferred_timer: asyncio.TimerHandle | None = None
+        self._deferred_deadline = 0.0
+        self.protocol.after_response = self._after_response
 
     # -- capabilities ----------------------------------------------------------------------
     def client_supports(self, dotted: str) -> bool:
@@ -174,9 +188,61 @@ class LlmServer(LanguageServer):
         if loop is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._publish_status, status)
+            loop.call_soon_threadsafe(self._engine_status_changed, status)
+
+    def _engine_status_changed(self, status: EngineStatus) -> None:
+        """On the loop: publish now, or, for a change in timings only (a generation just
+        finished), after this session's pending responses.
+
+        The engine reports a finished generation just before (or after) handing over its
+        result; publishing at once would serialize, write, and make the client parse a
+        status object in front of the answer it is waiting for.
+        """
+        previous, self._seen_status = self._seen_status, status
+        if previous is None or not _only_info_changed(previous, status):
+            self._cancel_deferred()
+            self._publish_status(status)
+            return
+        self._deferred_status = status
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        if not self.protocol.has_pending_requests():
+            self._flush_deferred_later(STATUS_AFTER_RESPONSE_S)
+        elif self._deferred_timer is None:
+            self._flush_deferred_later(STATUS_MAX_DEFER_S)
+
+    def _after_response(self) -> None:
+        """A response was written: a deferred status may follow once nothing is pending."""
+        if self._deferred_status is not None and not self.protocol.has_pending_requests():
+            self._flush_deferred_later(STATUS_AFTER_RESPONSE_S)
+
+    def _flush_deferred_later(self, delay: float) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        deadline = loop.time() + delay
+        if self._deferred_timer is not None:
+            if self._deferred_deadline <= deadline:
+                return  # already due no later than that
+            self._deferred_timer.cancel()
+        self._deferred_deadline = deadline
+        self._deferred_timer = loop.call_at(deadline, self._flush_deferred)
+
+    def _flush_deferred(self) -> None:
+        self._deferred_timer = None
+        status, self._deferred_status = self._deferred_status, None
+        if status is not None:
+            self._publish_status(status)
+
+    def _cancel_deferred(self) -> None:
+        self._deferred_status = None
+        if self._deferred_timer is not None:
+            self._deferred_timer.cancel()
+            self._deferred_timer = None
 
     def publish_status_now(self) -> None:
+        self._cancel_deferred()
         self._publish_status(self.shared.engine.status)
 
     def _publish_status(self, status: EngineStatus) -> None:
@@ -228,6 +294,16 @@ class LlmServer(LanguageServer):
     def detach(self) -> None:
         self.shared.sessions.discard(self)
         self.shared.engine.remove_listener(self._status_listener)
+        self._cancel_deferred()
+
+
+def _only_info_changed(old: EngineStatus, new: EngineStatus) -> bool:
+    """True when ``new`` differs from ``old`` in :data:`INFO_STATUS_FIELDS` only."""
+    return all(
+        getattr(old, f.name) == getattr(new, f.name)
+        for f in dataclasses.fields(new)
+        if f.name not in INFO_STATUS_FIELDS
+    )
 
 
 def create_server(shared: Shared) -> LlmServer:

@@ -16,7 +16,10 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import re
+import stat
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -231,6 +234,8 @@ class LlmProtocol(LanguageServerProtocol):
 
     exit_code: int | None = None
     on_exit: Callable[[int], None] | None = None
+    after_response: Callable[[], None] | None = None
+    """Called on the loop after each handler's response is written."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -255,6 +260,16 @@ class LlmProtocol(LanguageServerProtocol):
     def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
         self.cancel_tokens.pop(msg_id, None)
         super()._send_handler_result(future, msg_id=msg_id)
+        if self.after_response is not None:
+            try:
+                self.after_response()
+            except Exception:
+                log.exception("after-response hook failed")
+
+    def has_pending_requests(self) -> bool:
+        """Whether an async request handler of this session has not answered yet (requests
+        this server sent to the client wait on plain futures and do not count)."""
+        return any(isinstance(f, asyncio.Future) for f in self._request_futures.values())
 
     tcp_token: str = ""
     """When set (TCP sessions of a daemon started with ``tcpToken``), ``initialize`` must carry
@@ -325,7 +340,7 @@ class LlmProtocol(LanguageServerProtocol):
             self._send_error(raw["id"], INVALID_REQUEST, "Server is shutting down")
             return
         try:
-            message = self._converter_structure(raw)
+            message = self._converter_structure(raw, body)
         except (JsonRpcInvalidParams, JsonRpcInternalError, RecursionError) as exc:
             cause = exc.__cause__ or exc
             log.warning(
@@ -350,8 +365,16 @@ class LlmProtocol(LanguageServerProtocol):
             # failure, and a second answer could duplicate one: log it and keep reading.
             log.exception("handler for %s failed", method)
 
-    def _converter_structure(self, raw: dict[str, Any]) -> Any:
-        # Re-run pygls' structuring on a fresh copy (object_hook order: innermost first).
+    def _converter_structure(self, raw: dict[str, Any], body: bytes = b"") -> Any:
+        """pygls' structuring, as its reader does it: ``structure_message`` as the object hook
+        of ``json.loads`` (innermost first; it structures every object with a ``jsonrpc``).
+
+        When the body has one ``"jsonrpc"`` key (ours) and no ``\\u`` escapes that could spell
+        another, no nested object is structured, and one call on the parsed message is the
+        same, without serializing and parsing it again (a whole document in ``didOpen``).
+        """
+        if body and body.count(b'"jsonrpc"') == 1 and b"\\u" not in body:
+            return self.structure_message(raw)
         return json.loads(json.dumps(raw), object_hook=self.structure_message)
 
     @lsp_method(types.INITIALIZED)
@@ -375,31 +398,41 @@ Reader = Callable[[], Awaitable[bytes]]
 async def run_session(read: Reader, protocol: LlmProtocol, stop: asyncio.Event) -> None:
     """Feed bytes from ``read`` (b"" at EOF) through the parser into ``protocol``."""
     parser = FrameParser()
-    while not stop.is_set():
-        read_task = asyncio.ensure_future(read())
-        stop_task = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({read_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        if stop_task not in done:
-            stop_task.cancel()
-        if read_task not in done:
-            read_task.cancel()
-            break
-        data = read_task.result()
-        if not data:
-            break
-        for item in parser.feed(data):
-            if isinstance(item, FrameError):
-                log.warning("bad frame: %s", item)
-                continue
-            protocol.handle_body(item)
-            if stop.is_set():
+    stop_task = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            read_task = asyncio.ensure_future(read())
+            done, _ = await asyncio.wait(
+                {read_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if read_task not in done:
+                read_task.cancel()
                 break
+            data = read_task.result()
+            if not data:
+                break
+            for item in parser.feed(data):
+                if isinstance(item, FrameError):
+                    log.warning("bad frame: %s", item)
+                    continue
+                protocol.handle_body(item)
+                if stop.is_set():
+                    break
+    finally:
+        stop_task.cancel()
 
 
 def stdin_reader(loop: asyncio.AbstractEventLoop, fd: int) -> Reader:
-    """Read stdin on a daemon thread so the event loop never blocks on it."""
-    import os
+    """Read stdin without ever blocking the event loop.
 
+    A pipe or socket (what editors and ``lsp-llm connect`` give us on POSIX) is watched by
+    the loop itself, so a message is read on the thread that handles it: no thread wakes
+    up just to hand the bytes over. Anything else (a file, a terminal, Windows pipes) is
+    read by a daemon thread.
+    """
+    reader = _loop_reader(loop, fd)
+    if reader is not None:
+        return reader
     queue: asyncio.Queue[bytes] = asyncio.Queue()
 
     def pump() -> None:
@@ -413,4 +446,34 @@ def stdin_reader(loop: asyncio.AbstractEventLoop, fd: int) -> Reader:
                 return
 
     threading.Thread(target=pump, name="lsp-llm-stdin", daemon=True).start()
+    return queue.get
+
+
+def _loop_reader(loop: asyncio.AbstractEventLoop, fd: int) -> Reader | None:
+    """A reader driven by ``loop.add_reader``, or None where the loop cannot watch ``fd``."""
+    if sys.platform == "win32":
+        return None  # Windows loops watch sockets only (the proactor not even those)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return None  # epoll refuses regular files; terminals stay on the thread
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def on_readable() -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return  # not readable after all; the loop asks again
+        except OSError:
+            chunk = b""
+        queue.put_nowait(chunk)
+        if not chunk:
+            loop.remove_reader(fd)
+
+    try:
+        loop.add_reader(fd, on_readable)
+    except (NotImplementedError, OSError, ValueError, RuntimeError):
+        return None  # e.g. the Windows proactor loop
     return queue.get
