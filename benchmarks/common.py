@@ -281,3 +281,45 @@ def python_source(min_chars: int, skip: int = 0) -> str:
             if total >= min_chars:
                 return "\n\n".join(parts)
     return "\n\n".join(parts)
+
+
+def timed_generate(
+    model: Any, ids: list[int], n: int, device: str, pad_token_id: int | None, **kwargs: Any
+) -> tuple[float, float, list[float]]:
+    """Plain ``model.generate``, greedy, exactly ``n`` new tokens (the baseline of several
+    suites). Returns (start, end, the time of each new token), from a streamer; on CUDA the
+    device is synchronized at both ends."""
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    stamps: list[float] = []
+
+    class Stamp(BaseStreamer):
+        def put(self, value: Any) -> None:
+            stamps.append(time.perf_counter())
+
+        def end(self) -> None:
+            pass
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    inp = torch.tensor([ids], device=device)
+    with torch.inference_mode():
+        sync()
+        t0 = time.perf_counter()
+        model.generate(
+            input_ids=inp,
+            attention_mask=torch.ones_like(inp),
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            streamer=Stamp(),
+            pad_token_id=pad_token_id,
+            **kwargs,
+        )
+        sync()
+        t1 = time.perf_counter()
+    # put() is called once with the prompt, then once per new token.
+    return t0, t1, stamps[1:] if len(stamps) > n else stamps

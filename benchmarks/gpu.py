@@ -155,35 +155,10 @@ class Harness:
 
     def run_generate(self, ids: list[int], n: int, **kwargs: Any) -> dict[str, float]:
         """Plain ``model.generate`` (greedy, exactly n tokens), timed per token by a streamer."""
-        import torch
-        from transformers.generation.streamers import BaseStreamer
+        from benchmarks.common import timed_generate
 
-        stamps: list[float] = []
-
-        class Stamp(BaseStreamer):
-            def put(self, value: Any) -> None:
-                stamps.append(time.perf_counter())
-
-            def end(self) -> None:
-                pass
-
-        inp = torch.tensor([ids], device=self.device)
-        with torch.inference_mode():
-            _sync(self.device)
-            t0 = time.perf_counter()
-            self.model.generate(
-                input_ids=inp,
-                attention_mask=torch.ones_like(inp),
-                max_new_tokens=n,
-                min_new_tokens=n,
-                do_sample=False,
-                streamer=Stamp(),
-                pad_token_id=0,
-                **kwargs,
-            )
-            _sync(self.device)
-            t1 = time.perf_counter()
-        return _rates(t0, t1, stamps[1:], len(ids))  # the first put() is the prompt
+        t0, t1, stamps = timed_generate(self.model, ids, n, self.device, 0, **kwargs)
+        return _rates(t0, t1, stamps, len(ids))
 
 
 def _rates(t0: float, t1: float, stamps: list[float], prompt_tokens: int) -> dict[str, float]:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import timed_generate
 from lsp_llm.config import Settings
 from lsp_llm.context.types import ContextSnippet
 from lsp_llm.engine.requests import GenerationRequest, GenerationResult
@@ -94,34 +95,9 @@ class Reference:
     # -- timed runs -----------------------------------------------------------------------------
     def time_generate(self, ids: list[int], new_tokens: int) -> dict[str, float]:
         """``model.generate``, greedy, exactly ``new_tokens`` tokens. Seconds."""
-        import torch
-        from transformers.generation.streamers import BaseStreamer
-
-        stamps: list[float] = []
-
-        class Stamp(BaseStreamer):
-            def put(self, value: Any) -> None:
-                stamps.append(time.perf_counter())
-
-            def end(self) -> None:
-                pass
-
-        inp = torch.tensor([ids], device=self.backend.device)
         n = max(1, new_tokens)
-        with torch.inference_mode():
-            t0 = time.perf_counter()
-            self.model.generate(
-                input_ids=inp,
-                attention_mask=torch.ones_like(inp),
-                max_new_tokens=n,
-                min_new_tokens=n,
-                do_sample=False,
-                streamer=Stamp(),
-                pad_token_id=self.tokenizer.tok.eos_token_id,
-            )
-            t1 = time.perf_counter()
-        # put() is called once with the prompt, then once per new token.
-        tokens = stamps[1:] if len(stamps) > n else stamps
+        pad = self.tokenizer.tok.eos_token_id
+        t0, t1, tokens = timed_generate(self.model, ids, n, self.backend.device, pad)
         first = (tokens[0] - t0) if tokens else t1 - t0
         last = (tokens[-1] - t0) if tokens else t1 - t0
         return {"total_s": t1 - t0, "first_token_s": first, "last_token_s": last, "new_tokens": n}
