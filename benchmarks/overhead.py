@@ -118,7 +118,7 @@ async def _run(ctx: BenchContext) -> dict[str, Any]:
     settings = Settings(
         model=model,
         backend="transformers",
-        device="cpu",
+        device=ctx.device,  # type: ignore[arg-type]
         max_new_tokens=new_tokens,
         prefix_cache=False,
         completion_cache=False,
@@ -130,7 +130,7 @@ async def _run(ctx: BenchContext) -> dict[str, Any]:
     env = ctx.xdg_env()
     env["XDG_CACHE_HOME"] = str(ctx.work_dir / "xdg-cache")
     async with start_client(
-        root, server_args(model, backend, settings=init), init_options=init, env=env
+        root, server_args(model, backend, ctx.device, settings=init), init_options=init, env=env
     ) as c:
         uri = c.open(main, text)
         await asyncio.sleep(0.5)  # let the index build and the open-document overlay apply
