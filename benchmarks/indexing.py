@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +223,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             p95_watch,
             "<= 100",
             p95_watch <= 100,
-            f"watcher debounce {save['watcher_debounce_ms']} ms",
+            f"watcher (debounce {save['watcher_debounce_ms']} ms); the first change after it "
+            f"starts also pays its catch-up scan: {save['watcher_first_change_ms']} ms",
         ),
         goal(
             "save->retrievable p95 ms (update_paths)",
@@ -277,18 +279,30 @@ async def _save_latency(ctx: BenchContext, root: Path, samples: int) -> dict[str
     stop = asyncio.Event()
     watcher = asyncio.ensure_future(index.watch(stop, debounce_ms=debounce_ms))
     await asyncio.sleep(1.0)  # let the watcher start
+
+    async def watched_ms(name_of: Callable[[], str]) -> float | None:
+        builds = index.stats().builds
+        t0 = time.perf_counter()
+        name = name_of()
+        # Wait for the watcher to apply a batch (a cheap check), then ask retrieval; polling
+        # retrieval itself back to back would hold the GIL the update needs.
+        while index.stats().builds == builds or not found(name):
+            if time.perf_counter() - t0 > 10:
+                return None
+            await asyncio.sleep(0.002)
+        return (time.perf_counter() - t0) * 1000
+
+    # The first change after the watcher starts also pays its one catch-up scan of the tree
+    # (files changed between the build and the watch): reported on its own.
+    first = await watched_ms(lambda: write(0, "first"))
     watched: list[float] = []
     timeouts = 0
     for i in range(samples):
-        t0 = time.perf_counter()
-        name = write(i, "watched")
-        while not found(name):
-            if time.perf_counter() - t0 > 10:
-                timeouts += 1
-                break
-            await asyncio.sleep(0.002)
+        ms = await watched_ms(lambda i=i: write(i, "watched"))  # type: ignore[misc]
+        if ms is None:
+            timeouts += 1
         else:
-            watched.append((time.perf_counter() - t0) * 1000)
+            watched.append(ms)
         await asyncio.sleep(0.1)
     stop.set()
     try:
@@ -300,5 +314,7 @@ async def _save_latency(ctx: BenchContext, root: Path, samples: int) -> dict[str
         "update_paths": summary(direct, 2),
         "watcher": summary(watched, 2),
         "watcher_timeouts": timeouts,
+        "watcher_first_change_ms": None if first is None else round(first, 2),
+        "watcher_samples_ms": [round(ms, 1) for ms in watched],
         "watcher_debounce_ms": debounce_ms,
     }

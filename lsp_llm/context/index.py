@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import stat as stat_mod
@@ -46,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from lsp_llm import heap
 from lsp_llm.config import Settings
 from lsp_llm.context import reader as reader_mod
 from lsp_llm.context import scan as scan_mod
@@ -67,7 +69,11 @@ log = logging.getLogger(__name__)
 IndexState = Literal["empty", "building", "ready", "error"]
 
 SAVE_INTERVAL_S = 5.0
-"""Watcher batches save the store at most this often; :meth:`WorkspaceIndex.flush` forces it."""
+"""The watcher saves the store once changes have been quiet this long (a save of a large
+workspace takes a few hundred milliseconds: not while someone is saving files one after
+another); :meth:`WorkspaceIndex.flush` forces it."""
+SAVE_MAX_INTERVAL_S = 60.0
+"""...and, while changes never stop, at least this often."""
 MAX_RECENT = 64
 
 
@@ -176,13 +182,18 @@ class WorkspaceIndex:
     # -- writers --------------------------------------------------------------------------------
 
     def build(
-        self, progress: Callable[[int, int], None] | None = None, *, force: bool = False
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        force: bool = False,
+        save: bool = True,
     ) -> IndexStats:
         """Bring the index in line with the disk (blocking). Loads the persisted index on the
-        first call, re-parses only changed files, publishes, saves. ``force`` re-parses all."""
+        first call, re-parses only changed files, publishes, saves (unless ``save`` is False:
+        the caller flushes later). ``force`` re-parses all."""
         with self._work_lock:
             try:
-                self._build_locked(progress, force=force)
+                self._build_locked(progress, force=force, save=save)
             except Exception:
                 self._state = "error"
                 log.exception("indexing %s failed", self.root)
@@ -269,7 +280,9 @@ class WorkspaceIndex:
         self._lazy = False
         self._publish(upserts, removals)
 
-    def _build_locked(self, progress: Callable[[int, int], None] | None, *, force: bool) -> None:
+    def _build_locked(
+        self, progress: Callable[[int, int], None] | None, *, force: bool, save: bool = True
+    ) -> None:
         start = time.perf_counter()
         self._state = "building" if self._state != "ready" else "ready"
         self._load_locked()
@@ -284,7 +297,8 @@ class WorkspaceIndex:
             if pool is not None:
                 pool.close()
         self._finish(start, self._last)
-        self._save_locked()
+        if save:
+            self._save_locked()
 
     def _build_with(
         self,
@@ -458,7 +472,7 @@ class WorkspaceIndex:
         self._publish(changed, removed)
         self._touch(changed)
         self._finish(start, counters)
-        if time.monotonic() - self._store.last_saved >= SAVE_INTERVAL_S:
+        if time.monotonic() - self._store.last_saved >= SAVE_MAX_INTERVAL_S:
             self._save_locked()
 
     def _entry_for(
@@ -696,6 +710,8 @@ class WorkspaceIndex:
         if not self._loaded:
             await asyncio.to_thread(self.build)
         await asyncio.to_thread(self.materialize)  # after a restart: load before it is needed
+        # A watched index lives as long as the process: keep its objects out of full GCs.
+        await asyncio.to_thread(heap.settle, f"indexing {self.root.name}")
         caught_up = False
         try:
             async for paths in watch_changes(
@@ -710,7 +726,8 @@ class WorkspaceIndex:
                     # The watcher is registered now (it yielded). Files changed between the
                     # build and this point produced no event: one incremental pass finds them.
                     caught_up = True
-                    await asyncio.to_thread(self.build)
+                    # Saved by the next quiet-period flush, not in front of the next change.
+                    await asyncio.to_thread(functools.partial(self.build, save=False))
                     if on_update is not None:
                         on_update(paths)
                 if not paths:  # quiet for a while: persist what the last batches changed

@@ -381,6 +381,7 @@ class IndexStore:
         meta = msgpack.packb([_encode_meta(e) for e in ordered], use_bin_type=True)
         heavy = msgpack.packb([_encode_heavy(e) for e in ordered], use_bin_type=True)
         generation = os.urandom(8).hex()
+        heavy_checksum = _checksum(heavy)
         header = {
             "magic": MAGIC,
             "schema": SCHEMA_VERSION,
@@ -391,7 +392,7 @@ class IndexStore:
             "meta_len": len(meta),
             "meta_checksum": _checksum(meta),
             "heavy_len": len(heavy),
-            "heavy_checksum": _checksum(heavy),
+            "heavy_checksum": heavy_checksum,
         }
         head = msgpack.packb(header, use_bin_type=True)
         directory = self.path.parent
@@ -422,7 +423,7 @@ class IndexStore:
             generation,
             len(head) + len(meta),
             len(heavy),
-            _checksum(heavy),
+            heavy_checksum,
             tuple(e.meta() for e in ordered),
         )
         return True

@@ -1,7 +1,9 @@
 """File-system changes of a workspace root, in batches, through ``watchfiles``.
 
 ``watchfiles`` reports a rename as a deletion plus an addition and coalesces bursts (a
-``git checkout`` of hundreds of files) into one batch per ``debounce_ms``. This module only
+``git checkout`` of hundreds of files) into one batch per ``debounce_ms``; a batch is yielded
+once ``step_ms`` pass without a new event (30 ms: an editor's save is a few events within a
+millisecond, and every millisecond here is save-to-retrievable latency). This module only
 turns those batches into sorted, de-duplicated path lists; applying them (blocking work) is
 :meth:`lsp_llm.context.index.WorkspaceIndex.update_paths`, which the caller runs off the loop.
 """
@@ -26,7 +28,7 @@ async def watch_changes(
     watch_filter: WatchFilter,
     *,
     debounce_ms: int = 400,
-    step_ms: int = 50,
+    step_ms: int = 30,
     force_polling: bool | None = None,
     idle_ms: int | None = None,
 ) -> AsyncIterator[list[Path]]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
 import sys
-import time
 from typing import BinaryIO
 
+from lsp_llm import heap
 from lsp_llm.engine.worker import EngineStatus
 from lsp_llm.server.app import Shared, create_server
 from lsp_llm.server.protocol import FrameError, FrameParser, run_session, stdin_reader
@@ -87,16 +86,8 @@ async def _serve_stdio(shared: Shared, stdin_fd: int, stdout: BinaryIO) -> int:
 
 
 class _HeapSettler:
-    """Engine listener: once a model is loaded, freeze the heap out of the cyclic GC's way.
-
-    A loaded process tracks hundreds of thousands of long-lived objects (torch,
-    transformers, the tokenizer, the model); every full collection walks all of them
-    (~200 ms on two busy cores), and the one that lands during a completion is that
-    request's latency. ``gc.freeze()`` moves them to the permanent generation, so later
-    collections only look at objects created since. Each load first unfreezes and collects,
-    so a replaced model's cycles are still freed. Only the ``serve`` entry points install
-    it: it acts on the whole process.
-    """
+    """Engine listener: :func:`lsp_llm.heap.settle` once each model load is done. Only the
+    ``serve`` entry points install it: it acts on the whole process."""
 
     def __init__(self) -> None:
         self.generation = 0
@@ -105,15 +96,7 @@ class _HeapSettler:
         if status.state != "ready" or status.generation == self.generation:
             return
         self.generation = status.generation
-        t0 = time.perf_counter()
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
-        log.info(
-            "froze %d long-lived objects in %.0f ms",
-            gc.get_freeze_count(),
-            (time.perf_counter() - t0) * 1000,
-        )
+        heap.settle("loading the model")
 
 
 def serve_stdio(shared: Shared) -> int:
