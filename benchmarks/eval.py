@@ -37,7 +37,6 @@ import datetime
 import json
 import math
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ from lsprotocol import types
 from benchmarks import eval_humaneval as he
 from benchmarks import eval_repo as repo
 from benchmarks.client import BenchClient, start_client
+from benchmarks.common import git_revision
 
 SUITES = ("humaneval-single", "humaneval-multi", "repo")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -339,28 +339,6 @@ async def run_repo(opts: Options, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- report ------------------------------------------------------------------------------------
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{rev}+dirty" if dirty else rev
 
 
 def _pct(value: float | None) -> str:

@@ -253,12 +253,29 @@ class Engine:
             request.cancel.cancel("consumer gone")
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        result: GenerationResult | None = None
-        async for event in self.stream(request):
+        """The result alone. Token events stay on the model thread: waking the loop for each
+        would take the GIL and a core from the decode loop for text nobody reads before the
+        result (the result's timings say when the first token came). Cancelled if the
+        awaiting task is."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[GenerationResult] = loop.create_future()
+
+        def deliver(result: GenerationResult) -> None:
+            if not done.done():
+                done.set_result(result)
+
+        def sink(event: Event) -> None:
             if isinstance(event, GenerationResult):
-                result = event
-        assert result is not None
-        return result
+                try:
+                    loop.call_soon_threadsafe(deliver, event)
+                except RuntimeError:  # the loop is closed: nobody is listening any more
+                    request.cancel.cancel("loop closed")
+
+        self.submit(request, sink)
+        try:
+            return await done
+        finally:
+            request.cancel.cancel("consumer gone")
 
     # -- the worker thread -----------------------------------------------------------------
     def _set_status(self, **changes: Any) -> None:

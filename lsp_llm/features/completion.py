@@ -6,7 +6,6 @@ same path: completion cache -> retrieval -> prompt -> engine -> post-processing.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import logging
@@ -20,8 +19,6 @@ from lsp_llm.engine.requests import (
     PRIORITY_COMPLETION,
     CancelToken,
     GenerationRequest,
-    GenerationResult,
-    TokenEvent,
 )
 from lsp_llm.engine.worker import Engine
 from lsp_llm.prompts.budget import PromptBudget
@@ -120,36 +117,6 @@ class CompletionService:
                     rests.append(rest)
         return tuple(rests)
 
-    async def _generate(self, request: GenerationRequest) -> tuple[GenerationResult, float]:
-        """Run ``request``; returns (result, perf_counter time of its first token or 0).
-
-        Token events stay on the model thread (only the first one's time is kept): waking the
-        loop for each of them would take the GIL and a core from the decode loop, on the
-        latency-critical request, for text that nobody reads before the result.
-        """
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[GenerationResult] = loop.create_future()
-        first = [0.0]
-
-        def deliver(result: GenerationResult) -> None:
-            if not done.done():
-                done.set_result(result)
-
-        def sink(event: TokenEvent | GenerationResult) -> None:
-            if isinstance(event, GenerationResult):
-                try:
-                    loop.call_soon_threadsafe(deliver, event)
-                except RuntimeError:  # the loop is closed: nobody is listening any more
-                    request.cancel.cancel("loop closed")
-            elif not first[0]:
-                first[0] = time.perf_counter()
-
-        self.engine.submit(request, sink)
-        try:
-            return await done, first[0]
-        finally:
-            request.cancel.cancel("consumer gone")
-
     async def complete(
         self,
         snap: DocumentSnapshot,
@@ -222,11 +189,18 @@ class CompletionService:
             kind="completion",
             cancel=cancel or CancelToken(),
         )
-        result, t_first = await self._generate(request)
+        result = await self.engine.generate(request)
         t_last = time.perf_counter()
+        timings = result.timings
+        # The engine's clock: work started at created_at + queued_s (the same perf_counter).
+        t_first = (
+            request.created_at + timings.queued_s + timings.first_token_s
+            if timings.first_token_s
+            else t_last
+        )
         spans = {
             "prompt": (t_prompt - t0) * 1000,
-            "firstToken": ((t_first or t_last) - t0) * 1000,
+            "firstToken": (t_first - t0) * 1000,
             "lastToken": (t_last - t0) * 1000,
             "total": (t_last - t0) * 1000,
             "promptTokens": float(result.timings.prompt_tokens),

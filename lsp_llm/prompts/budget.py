@@ -8,9 +8,6 @@ Inputs are cut by characters first, so a 20 MB document costs one small encode.
 from __future__ import annotations
 
 import dataclasses
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from lsp_llm.context.types import ContextSnippet
@@ -41,37 +38,6 @@ class PromptBudget:
 def count_tokens(text: str, tokenizer: TokenizerLike) -> int:
     """Tokens in ``text`` (0 for the empty string)."""
     return len(tokenizer.encode(text)) if text else 0
-
-
-_MEMO_ENTRIES = 512
-"""Counts remembered per tokenizer (texts that come back request after request)."""
-_MEMO_MAX_CHARS = 16_384
-_memo: weakref.WeakKeyDictionary[TokenizerLike, OrderedDict[str, int]] = weakref.WeakKeyDictionary()
-_memo_lock = threading.Lock()
-
-
-def count_tokens_memo(text: str, tokenizer: TokenizerLike) -> int:
-    """:func:`count_tokens`, remembered for texts that recur between requests (template
-    skeletons, retrieved snippets and their labels): the same count, without the encode."""
-    if not text or len(text) > _MEMO_MAX_CHARS:
-        return count_tokens(text, tokenizer)
-    try:
-        with _memo_lock:
-            table = _memo.get(tokenizer)
-            if table is None:
-                table = _memo[tokenizer] = OrderedDict()
-            count = table.get(text)
-            if count is not None:
-                table.move_to_end(text)
-                return count
-    except TypeError:  # a tokenizer that cannot be weakly referenced or hashed
-        return count_tokens(text, tokenizer)
-    count = count_tokens(text, tokenizer)
-    with _memo_lock:
-        table[text] = count
-        if len(table) > _MEMO_ENTRIES:
-            table.popitem(last=False)
-    return count
 
 
 def _fits(text: str, tokenizer: TokenizerLike, max_tokens: int) -> bool:
@@ -217,7 +183,7 @@ def _pack(
         room = max_tokens - used
         if len(snippet.text) > room * MAX_TOKEN_CHARS:
             continue
-        cost = count_tokens_memo(snippet.text, tokenizer)
+        cost = count_tokens(snippet.text, tokenizer)
         if overhead_fn is not None:
             cost += overhead_fn(snippet)
         if cost > room:

@@ -12,7 +12,6 @@ from lsp_llm.prompts.budget import (
     CHARS_PER_TOKEN_CAP,
     PromptBudget,
     count_tokens,
-    count_tokens_memo,
     fit_completion,
     fit_prefix,
     fit_suffix,
@@ -197,9 +196,9 @@ def build_completion_prompt(
 
     def overhead(snippet: ContextSnippet) -> int:
         shown = render_snippet(template, snippet, language)
-        return count_tokens_memo(shown, tokenizer) - count_tokens_memo(snippet.text, tokenizer)
+        return count_tokens(shown, tokenizer) - count_tokens(snippet.text, tokenizer)
 
-    reserve = count_tokens_memo(render("", "", ()), tokenizer)
+    reserve = count_tokens(render("", "", ()), tokenizer)
     fitted_prefix, fitted_suffix, chosen = fit_completion(
         prefix,
         suffix if fim else "",

@@ -138,3 +138,27 @@ async def test_several_sequences_in_one_batched_call(engine: Engine) -> None:
     )
     assert len(result.texts) == 3
     assert len(set(result.texts)) > 1
+
+
+async def test_generate_hands_back_the_result_with_its_timings(engine: Engine) -> None:
+    t0 = time.perf_counter()
+    request = GenerationRequest(prompt=PROMPT, max_new_tokens=6)
+    result = await engine.generate(request)
+    t1 = time.perf_counter()
+    assert result.finish_reason in ("length", "stop") and result.timings.new_tokens > 0
+    # The first token's time is derivable from the timings (one perf_counter clock).
+    t = result.timings
+    first = request.created_at + t.queued_s + t.first_token_s
+    assert t0 < first <= t1
+
+
+async def test_generate_cancelled_by_its_caller_stops_the_model(engine: Engine) -> None:
+    request = GenerationRequest(prompt=PROMPT, max_new_tokens=5000)
+    task = asyncio.ensure_future(engine.generate(request))
+    while not engine.status.busy:
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert request.cancel.cancelled and request.cancel.reason == "consumer gone"
+    assert engine.wait_idle(5)

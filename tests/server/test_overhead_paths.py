@@ -1,6 +1,6 @@
 """The latency-critical plumbing around a completion, in-process (no model, no subprocess):
-message structuring, the stdin reader, status notifications after answers, the engine
-round trip of ``CompletionService``."""
+message structuring, the stdin reader, status notifications after answers. (The engine round
+trip is tested with a real model in tests/engine/test_worker.py.)"""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import dataclasses
 import json
 import os
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,78 +17,14 @@ import pytest
 
 from lsp_llm.config import Settings
 from lsp_llm.engine.requests import (
-    ChatMessage,
-    GenerationRequest,
-    GenerationResult,
     Timings,
-    TokenEvent,
 )
 from lsp_llm.engine.worker import Engine, EngineStatus
-from lsp_llm.features.completion import CompletionService
 from lsp_llm.server import app as app_module
 from lsp_llm.server.app import LlmServer, Shared, create_server
 from lsp_llm.server.protocol import stdin_reader
 
 # -- fixtures --------------------------------------------------------------------------------
-
-
-class _Tokenizer:
-    exact = True
-    special_tokens: frozenset[str] = frozenset()
-
-    def encode(self, text: str) -> list[int]:
-        return [ord(c) for c in text]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(chr(i) for i in ids)
-
-
-class _Backend:
-    """Emits ``tokens`` one by one, waiting ``step_s`` between them, until cancelled."""
-
-    name = "fake"
-    model_name = "fake"
-    device = "cpu"
-    dtype = "float32"
-
-    def __init__(self, tokens: Sequence[str], step_s: float = 0.0) -> None:
-        self.tokens = list(tokens)
-        self.step_s = step_s
-        self.tokenizer = _Tokenizer()
-
-    def load(self, progress: Any) -> None:
-        pass
-
-    def render_chat(self, messages: Sequence[ChatMessage]) -> str | None:
-        return None
-
-    def generate(self, request: GenerationRequest, emit: Any) -> GenerationResult:
-        text = ""
-        for token in self.tokens:
-            if request.cancel.cancelled:
-                return GenerationResult(texts=(text,), finish_reason="cancelled")
-            time.sleep(self.step_s)
-            text += token
-            emit(TokenEvent(token))
-        return GenerationResult(
-            texts=(text,),
-            finish_reason="length",
-            timings=Timings(total_s=0.001, new_tokens=len(self.tokens)),
-        )
-
-    def close(self) -> None:
-        pass
-
-
-def _engine(backend: _Backend) -> Iterator[Engine]:
-    engine = Engine(Settings(), backend_factory=lambda settings: (backend, "test"))
-    engine.start()
-    deadline = time.monotonic() + 10
-    while engine.status.state != "ready":
-        assert time.monotonic() < deadline, engine.status
-        time.sleep(0.01)
-    yield engine
-    engine.shutdown()
 
 
 @pytest.fixture
@@ -262,29 +197,3 @@ async def test_deferred_status_goes_out_even_while_a_long_request_runs(
     await asyncio.sleep(0.2)
     assert published == [ready, timed]
     server.protocol._request_futures.clear()
-
-
-# -- the engine round trip -------------------------------------------------------------------------
-
-
-async def test_completion_gets_the_result_and_the_first_token_time() -> None:
-    for engine in _engine(_Backend(["a", "b", "c"], step_s=0.01)):
-        service = CompletionService(engine)
-        request = GenerationRequest(prompt="x", max_new_tokens=3)
-        t0 = time.perf_counter()
-        result, first = await service._generate(request)
-        assert result.texts == ("abc",)
-        assert t0 < first < time.perf_counter()
-
-
-async def test_cancelled_completion_cancels_its_generation() -> None:
-    for engine in _engine(_Backend(["a"] * 1000, step_s=0.005)):
-        service = CompletionService(engine)
-        request = GenerationRequest(prompt="x", max_new_tokens=1000)
-        task = asyncio.ensure_future(service._generate(request))
-        await asyncio.sleep(0.05)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert request.cancel.cancelled
-        assert engine.wait_idle(5)

@@ -167,6 +167,7 @@ class TransformersBackend:
         self._static_len = _static_len(settings)
         self._step: Any = None
         self._abort_token: CancelToken | None = None
+        self._bos_ids: list[int] = []
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, progress: ProgressFn) -> None:
@@ -195,6 +196,7 @@ class TransformersBackend:
         # transformers 5 renamed past_key_values to cache; accept both.
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._tokenizer = HFTokenizer(tok)
+        self._bos_ids = self._probe_bos()
         self.device = device
         self.dtype = str(dtype).removeprefix("torch.")
         eos: set[int] = set()
@@ -247,6 +249,10 @@ class TransformersBackend:
         return self._tokenizer
 
     def _bos(self) -> list[int]:
+        """The BOS the model expects in front of a plain prompt (probed once, at load)."""
+        return list(self._bos_ids)
+
+    def _probe_bos(self) -> list[int]:
         tok = self.tokenizer.tok
         bos = getattr(tok, "bos_token_id", None)
         add_bos = getattr(tok, "add_bos_token", None)
@@ -254,7 +260,7 @@ class TransformersBackend:
             return []
         if add_bos is False:
             return []
-        # Only models whose tokenizer adds BOS by itself expect it (Gemma, Llama); probe once.
+        # Only models whose tokenizer adds BOS by itself expect it (Gemma, Llama).
         probe = tok.encode("a", add_special_tokens=True)
         return [int(bos)] if probe and probe[0] == bos else []
 
@@ -313,7 +319,6 @@ class TransformersBackend:
         except Exception as exc:
             if _is_oom(exc):
                 self._cache, self._cache_ids = None, []
-                self._abort_token = None
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 raise OutOfMemory(
