@@ -284,9 +284,20 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+PASSTHROUGH = ("bench", "eval")
+"""Commands whose arguments, options included, all belong to the tool they run."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw and raw[0] in PASSTHROUGH:
+        # argparse's REMAINDER stops at the first option it knows nothing about, so
+        # `lsp-llm eval --suite x` would fail in our parser: hand everything over untouched.
+        from lsp_llm import commands
+
+        return commands.run_tool(raw[0], raw[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(raw)
     if not args.command:
         parser.print_help()
         return 2

@@ -51,10 +51,9 @@ def add_subcommands(sub: Any, model_args: ArgAdder, common_args: ArgAdder) -> No
     model_args(p)
     common_args(p)
 
-    p = sub.add_parser("bench", help="run the benchmark suite (python -m benchmarks)")
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for the suite")
-    p = sub.add_parser("eval", help="run the quality evaluation (python -m benchmarks.eval)")
-    p.add_argument("eval_args", nargs=argparse.REMAINDER, help="arguments for the harness")
+    # Listed for --help only: lsp_llm.cli.main hands their arguments to run_tool untouched.
+    sub.add_parser("bench", help="run the benchmark suite (python -m benchmarks)")
+    sub.add_parser("eval", help="run the quality evaluation (python -m benchmarks.eval)")
 
 
 def _settings(args: argparse.Namespace, root: Path) -> Any:
@@ -249,12 +248,15 @@ def dispatch(args: argparse.Namespace) -> int:
             skip_model=args.skip_model,
             cwd=Path.cwd(),
         )
+    raise SystemExit(f"unknown command {command}")
+
+
+def run_tool(command: str, argv: list[str]) -> int:
+    """``lsp-llm bench ...`` / ``lsp-llm eval ...``: the benchmark tools, with every argument."""
     if command == "bench":
         from benchmarks.__main__ import main as bench_main
 
-        return int(bench_main(args.bench_args) or 0)
-    if command == "eval":
-        from benchmarks.eval import main as eval_main
+        return int(bench_main(argv) or 0)
+    from benchmarks.eval import main as eval_main
 
-        return int(eval_main(args.eval_args) or 0)
-    raise SystemExit(f"unknown command {command}")
+    return int(eval_main(argv) or 0)

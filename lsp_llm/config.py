@@ -87,6 +87,9 @@ class Settings:
     num_suggestions: int = 3
     """Items for an explicitly invoked inline completion (automatic triggers get one)."""
     prefix_cache: bool = True
+    cache_reuse: int = 64
+    """Smallest chunk (tokens) of a changed prompt whose cached K/V are reused at a shifted
+    position (the suffix after an edit; like llama.cpp's ``n_cache_reuse``); 0 turns it off."""
     completion_cache: bool = True
     fast_path: FastPath = "auto"
     """transformers backend decode path: "compile" (static KV cache + ``torch.compile``d step,
@@ -108,8 +111,14 @@ class Settings:
     index_max_files: int = 200_000
     secret_patterns: tuple[str, ...] = DEFAULT_SECRET_PATTERNS
     extra_ignore: tuple[str, ...] = ()
-    # Daemon
+    # Daemon (read from the daemon's own configuration only; see docs/deploy.md)
     tcp_token: str = ""
+    tcp_auth_timeout_s: float = 10.0
+    """A TCP connection that has not sent a token-checked ``initialize`` this long after
+    connecting is closed."""
+    tcp_max_connections: int = 64
+    """Concurrent TCP connections. When full, a new connection takes the place of the oldest
+    one that is not authenticated yet; with none of those, it is refused."""
 
     def to_wire(self) -> dict[str, Any]:
         """The settings as camelCase JSON (``lspLlm/status`` and tests)."""
@@ -117,6 +126,28 @@ class Settings:
             to_camel(f.name): (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
             for f in dataclasses.fields(self)
         }
+
+
+RELOAD_KEYS: tuple[str, ...] = (
+    "model",
+    "backend",
+    "device",
+    "dtype",
+    "fast_path",
+    "endpoint",
+    "api_key_env",
+    "threads",
+    "request_timeout_s",
+    "cache_reuse",
+)
+"""Engine settings that take a model reload to change."""
+ENGINE_KEYS: tuple[str, ...] = (*RELOAD_KEYS, "prefix_cache")
+"""Settings of the one engine that every session of a process shares. On a daemon they change
+only through the daemon's own configuration, or from the one authenticated session when it is
+alone; everything else in :class:`Settings` is per session."""
+DAEMON_KEYS: tuple[str, ...] = ("tcp_token", "tcp_auth_timeout_s", "tcp_max_connections")
+"""Read once from the daemon's configuration when it starts listening; a session's value has
+no effect."""
 
 
 _CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
@@ -170,7 +201,7 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError("must be an integer") from None
         if number < 0:
             raise ValueError("must not be negative")
-        if name in {"max_new_tokens", "context_window"} and number < 1:
+        if name in {"max_new_tokens", "context_window", "tcp_max_connections"} and number < 1:
             raise ValueError("must be at least 1")
         return number
     if hint is float:

@@ -699,45 +699,86 @@ class WorkspaceIndex:
         *,
         debounce_ms: int = 400,
         force_polling: bool | None = None,
+        on_state: Callable[[str], None] | None = None,
     ) -> None:
         """Keep the index fresh until ``stop`` is set (builds first if never built).
 
         Each batch of changes is applied by :meth:`update_paths` in a worker thread, so the
         event loop never waits on parsing; ``on_update`` runs on the loop after each batch.
+
+        A root that goes away (deleted, moved, or replaced by a new directory) does not end
+        the watch: the index drops what went with it, reports ``WAITING`` through
+        ``on_state`` (with a warning in the log) until the folder is back, then indexes it
+        and follows it with a new watcher (``WATCHING`` again). A root that cannot be
+        watched for another reason raises :class:`~lsp_llm.context.watch.WatchStopped`.
         """
-        from lsp_llm.context.watch import watch_changes
+        from lsp_llm.context.watch import WAITING, WatchStopped, wait_for_root
 
         if not self._loaded:
             await asyncio.to_thread(self.build)
         await asyncio.to_thread(self.materialize)  # after a restart: load before it is needed
         # A watched index lives as long as the process: keep its objects out of full GCs.
         await asyncio.to_thread(heap.settle, f"indexing {self.root.name}")
-        caught_up = False
         try:
-            async for paths in watch_changes(
-                self.root,
-                stop,
-                self.watch_filter,
-                debounce_ms=debounce_ms,
-                force_polling=force_polling,
-                idle_ms=int(SAVE_INTERVAL_S * 1000),
-            ):
-                if not caught_up:
-                    # The watcher is registered now (it yielded). Files changed between the
-                    # build and this point produced no event: one incremental pass finds them.
-                    caught_up = True
-                    # Saved by the next quiet-period flush, not in front of the next change.
-                    await asyncio.to_thread(functools.partial(self.build, save=False))
-                    if on_update is not None:
-                        on_update(paths)
-                if not paths:  # quiet for a while: persist what the last batches changed
-                    await asyncio.to_thread(self.flush)
-                    continue
-                await asyncio.to_thread(self.update_paths, paths)
+            while not stop.is_set():
+                try:
+                    await self._follow(stop, on_update, on_state, debounce_ms, force_polling)
+                    return
+                except WatchStopped as exc:
+                    if not exc.gone:
+                        raise
+                    log.warning(
+                        "stopped watching %s: %s; waiting for it to reappear", self.root, exc
+                    )
+                # Catch up: the files went with the folder (or a new folder holds others).
+                await asyncio.to_thread(functools.partial(self.build, save=False))
                 if on_update is not None:
-                    on_update(paths)
+                    on_update([])
+                if not await asyncio.to_thread(self.root.is_dir):
+                    if on_state is not None:
+                        on_state(WAITING)
+                    if not await wait_for_root(self.root, stop):
+                        return
+                    log.warning("%s is back: indexing and watching it again", self.root)
         finally:
             await asyncio.to_thread(self.flush)
+
+    async def _follow(
+        self,
+        stop: asyncio.Event,
+        on_update: Callable[[list[Path]], None] | None,
+        on_state: Callable[[str], None] | None,
+        debounce_ms: int,
+        force_polling: bool | None,
+    ) -> None:
+        """One watcher's life: until ``stop`` is set or it raises ``WatchStopped``."""
+        from lsp_llm.context.watch import WATCHING, watch_changes
+
+        caught_up = False
+        async for paths in watch_changes(
+            self.root,
+            stop,
+            self.watch_filter,
+            debounce_ms=debounce_ms,
+            force_polling=force_polling,
+            idle_ms=int(SAVE_INTERVAL_S * 1000),
+        ):
+            if not caught_up:
+                # The watcher is registered now (it yielded). Files changed between the
+                # build and this point produced no event: one incremental pass finds them.
+                caught_up = True
+                # Saved by the next quiet-period flush, not in front of the next change.
+                await asyncio.to_thread(functools.partial(self.build, save=False))
+                if on_state is not None:
+                    on_state(WATCHING)
+                if on_update is not None:
+                    on_update(paths)
+            if not paths:  # quiet for a while: persist what the last batches changed
+                await asyncio.to_thread(self.flush)
+                continue
+            await asyncio.to_thread(self.update_paths, paths)
+            if on_update is not None:
+                on_update(paths)
 
 
 def _on_event_loop() -> bool:

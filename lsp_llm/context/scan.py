@@ -10,8 +10,8 @@ Rules, in the order they are applied to a path relative to the root:
    below it, with git's semantics (``pathspec.GitIgnoreSpec``): a deeper file overrides a
    shallower one, the last matching line of a file wins, ``!pattern`` re-includes, and nothing
    below an ignored directory can be re-included;
-5. secrets (``settings.secret_patterns``, gitignore syntax, matched against the file name and
-   the relative path) are never indexed, whatever the ignore files say;
+5. secrets (``settings.secret_patterns``, gitignore syntax, matched case-insensitively against
+   the file name and the relative path) are never indexed, whatever the ignore files say;
 6. files larger than ``settings.index_max_file_bytes`` are skipped;
 7. binaries (a NUL byte in the first 8 KiB, or bytes that are not UTF-8) are skipped.
 
@@ -32,6 +32,7 @@ from pathlib import Path
 import pathspec
 
 from lsp_llm.config import Settings
+from lsp_llm.security import is_secret_path
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,6 @@ class IgnoreRules:
     def __init__(self, root: Path, settings: Settings) -> None:
         self.root = root.resolve()
         self.settings = settings
-        self._secret = _spec(list(settings.secret_patterns))
         self._extra = _spec(list(settings.extra_ignore))
         self._dir_specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
 
@@ -159,11 +159,9 @@ class IgnoreRules:
     # -- public checks ------------------------------------------------------------------------
 
     def is_secret(self, rel: str) -> bool:
-        """Whether a root-relative path names a secret (by file name or by path)."""
-        if self._secret is None:
-            return False
-        name = rel.rsplit("/", 1)[-1]
-        return self._secret.match_file(name) or self._secret.match_file(rel)
+        """Whether a root-relative path names a secret (by file name or by path, compared as
+        :func:`lsp_llm.security.is_secret_path` does: case-insensitively, normalised)."""
+        return is_secret_path(rel, self.settings.secret_patterns)
 
     def is_ignored_entry(self, rel: str, is_dir: bool) -> bool:
         """Rules 2-5 for one entry, assuming its parent directory is not ignored."""

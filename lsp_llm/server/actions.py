@@ -22,7 +22,13 @@ from lsp_llm.errors import InvalidParams
 from lsp_llm.features import assist
 from lsp_llm.prompts.docstrings import TextEdit
 from lsp_llm.server.app import LlmServer
-from lsp_llm.server.documents import as_plain, offset_at, snapshot, workspace_roots
+from lsp_llm.server.documents import (
+    as_plain,
+    offset_at,
+    open_document,
+    snapshot,
+    workspace_roots,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +164,7 @@ async def docstring(
     finally:
         if stream is not None:
             stream.end()
-    live = ls.workspace.text_documents.get(uri)
+    live = open_document(ls.workspace, uri)
     if live is None or live.version != version:
         raise InvalidParams("the document changed while the docstring was written; try again")
     return result, _workspace_edit(ls, doc, result.edit)
@@ -211,7 +217,7 @@ def register(server: LlmServer) -> None:
     def code_actions(ls: LlmServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         """Listed without model time; the docstring edit is computed on resolve."""
         uri = params.text_document.uri
-        doc = ls.workspace.text_documents.get(uri)
+        doc = open_document(ls.workspace, uri)
         if doc is None:
             return []
         only = params.context.only

@@ -21,7 +21,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from lsp_llm import __version__
-from lsp_llm.config import Settings, load_settings, merge
+from lsp_llm.config import ENGINE_KEYS, RELOAD_KEYS, Settings, load_settings, merge, to_camel
 from lsp_llm.engine.worker import Engine, EngineStatus
 from lsp_llm.features.completion import CompletionOutcome, CompletionService
 from lsp_llm.server.documents import workspace_roots
@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 STATUS_CHANGED = "lspLlm/statusChanged"
 STATUS_REQUEST = "lspLlm/status"
 _session_ids = itertools.count(1)
-
-# Settings that need the model reloaded when they change.
-RELOAD_KEYS = ("model", "backend", "device", "dtype", "fast_path", "endpoint", "api_key_env")
 
 INFO_STATUS_FIELDS = frozenset({"last", "last_cancel"})
 """Engine status fields that only report on finished work (timings). A change to nothing else
@@ -109,20 +106,37 @@ class LlmServer(LanguageServer):
         self.set_settings(new)
 
     def set_settings(self, new: Settings) -> None:
-        old = self.settings
-        self.settings = new
+        """Take ``new`` as this session's settings. Engine-wide keys (:data:`ENGINE_KEYS`)
+        reach the shared engine only when :meth:`may_change_engine`; otherwise they are
+        reported, and the session keeps the engine's values so its status tells the truth."""
         engine = self.shared.engine
-        if any(getattr(old, k) != getattr(new, k) for k in RELOAD_KEYS):
-            if self.shared.daemon and len(self.shared.sessions) > 1:
+        current = engine.settings
+        changed = [k for k in ENGINE_KEYS if getattr(current, k) != getattr(new, k)]
+        if not self.may_change_engine():
+            if changed:
+                asked = ", ".join(to_camel(k) for k in changed)
                 self.warn(
-                    "this daemon serves several editors with one model; "
-                    "model settings from one editor are ignored (restart the daemon to change)"
+                    f"this daemon's model is shared by {len(self.shared.sessions)} editors, "
+                    f"so engine settings from one of them are ignored ({asked}); set them in "
+                    "the daemon's configuration or command line and restart it"
                 )
-                return
-            log.info("model settings changed; reloading")
+                new = dataclasses.replace(new, **{k: getattr(current, k) for k in changed})
+            self.settings = new
+            return
+        self.settings = new
+        if any(k in RELOAD_KEYS for k in changed):
+            log.info("model settings changed (%s); reloading", ", ".join(changed))
             engine.reload(new)
         else:
+            # Budgets too: a model loaded after this sizes its context from them.
             engine.update_settings(new)
+
+    def may_change_engine(self) -> bool:
+        """A stdio server's one session owns its engine; a daemon's engine is changed by a
+        session only while that authenticated session is the only one connected."""
+        if not self.shared.daemon:
+            return True
+        return self.shared.sessions == {self}
 
     def initial_settings(self, params: types.InitializeParams) -> None:
         roots = workspace_roots(self.workspace)

@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from lsp_llm.server.app import LlmServer
-from lsp_llm.server.documents import as_plain
+from lsp_llm.server.documents import as_plain, open_document
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def register(server: LlmServer) -> None:
     @server.feature(DEBUG_DOCUMENT)
     def debug_document(ls: LlmServer, params: Any) -> dict[str, Any] | None:
         uri = as_plain(params).get("uri") if params is not None else None
-        doc = ls.workspace.text_documents.get(uri) if isinstance(uri, str) else None
+        doc = open_document(ls.workspace, uri) if isinstance(uri, str) else None
         if doc is None:
             return None
         return {"text": doc.source, "version": doc.version}

@@ -20,6 +20,7 @@ from lsprotocol import types
 from lsp_llm.config import Settings, cache_dir
 from lsp_llm.context.index import WorkspaceIndex
 from lsp_llm.context.types import ContextSnippet
+from lsp_llm.context.watch import STARTING, STOPPED, WATCHING, WatchStopped
 from lsp_llm.features.completion import DocumentSnapshot, Retriever
 from lsp_llm.server.documents import fs_path, workspace_roots
 
@@ -39,7 +40,12 @@ class _Root:
     index: WorkspaceIndex
     state: str = "queued"
     error: str = ""
+    watcher: str = STARTING
+    """``starting``, ``watching``, ``waiting for the folder to reappear`` or ``stopped: ...``."""
     stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    """Stops the current watcher (a restart replaces it)."""
+    watch_task: asyncio.Task[None] | None = None
+    restarting: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     tasks: list[asyncio.Task[Any]] = dataclasses.field(default_factory=list)
 
 
@@ -65,18 +71,20 @@ class Workspaces:
         self.roots: dict[Path, _Root] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pending_overlay: dict[str, asyncio.TimerHandle] = {}
+        self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
     async def stop(self) -> None:
+        self._closed = True
         for entry in self.roots.values():
             entry.stop.set()
-            for task in entry.tasks:
+            for task in self._tasks_of(entry):
                 task.cancel()
         for entry in self.roots.values():
-            for task in entry.tasks:
+            for task in self._tasks_of(entry):
                 with contextlib.suppress(BaseException):
                     await task
             with contextlib.suppress(Exception):
@@ -102,18 +110,59 @@ class Workspaces:
 
     async def _build_then_watch(self, entry: _Root, ls: LlmServer | None) -> None:
         await self._build(entry, ls, force=False)
-        if entry.state != "ready":
-            return
+        if entry.state == "ready":
+            await self._restart_watching(entry, ls)
+
+    @staticmethod
+    def _tasks_of(entry: _Root) -> list[asyncio.Task[Any]]:
+        return [*entry.tasks, *([entry.watch_task] if entry.watch_task is not None else [])]
+
+    async def _stop_watching(self, entry: _Root, reason: str = "restarting") -> None:
+        """Stop the root's watcher, if one runs, and wait until it has (it flushes the store)."""
+        entry.stop.set()
+        task, entry.watch_task = entry.watch_task, None
+        if task is not None:
+            entry.watcher = f"{STOPPED}: {reason}"
+            with contextlib.suppress(Exception):
+                await task
+
+    async def _restart_watching(self, entry: _Root, ls: LlmServer | None) -> None:
+        """A new watcher for the root (the old one, dead or alive, is stopped first)."""
+        async with entry.restarting:
+            await self._stop_watching(entry)
+            if self._closed:
+                return
+            entry.stop = asyncio.Event()
+            entry.watcher = STARTING
+            entry.watch_task = asyncio.ensure_future(self._watch(entry, ls, entry.stop))
+
+    async def _watch(self, entry: _Root, ls: LlmServer | None, stop: asyncio.Event) -> None:
+        root = entry.index.root
+
+        def on_state(state: str) -> None:
+            if entry.stop is stop:  # not a watcher that a restart replaced
+                entry.watcher = state
+                if ls is not None:
+                    ls.publish_status_now()
+
         try:
             await entry.index.watch(
-                entry.stop, on_update=lambda paths: self._changed(ls), debounce_ms=WATCH_DEBOUNCE_MS
+                stop,
+                on_update=lambda paths: self._changed(ls),
+                on_state=on_state,
+                debounce_ms=WATCH_DEBOUNCE_MS,
             )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("watching %s failed", entry.index.root)
-            if ls is not None:
-                ls.warn(f"stopped watching {entry.index.root} for changes: {exc}")
+            if not isinstance(exc, WatchStopped):
+                log.exception("watching %s failed", root)
+            on_state(f"{STOPPED}: {exc}")
+            message = f"stopped watching {root} for changes: {exc} (lspLlm.reindex tries again)"
+            if ls is not None and entry.stop is stop:
+                ls.warn(message)  # logged too
+            else:
+                log.warning("%s", message)
 
     def _changed(self, ls: LlmServer | None) -> None:
         if ls is not None and self.loop is not None:
@@ -151,9 +200,17 @@ class Workspaces:
             ls.publish_status_now()
 
     async def reindex(self, ls: LlmServer) -> dict[str, Any]:
+        """Rebuild every root of the session from scratch and start its watcher anew (whatever
+        became of the old one)."""
         entries = [e for r in workspace_roots(ls.workspace) if (e := self.ensure(r.resolve(), ls))]
         for entry in entries:
-            await self._build(entry, ls, force=True)
+            async with entry.restarting:
+                await self._stop_watching(entry, "reindexing")
+                await self._build(entry, ls, force=True)
+            if entry.state == "ready":
+                await self._restart_watching(entry, ls)
+            else:
+                entry.watcher = f"{STOPPED}: indexing failed"
         return self.status_for(workspace_roots(ls.workspace))
 
     # -- queries -----------------------------------------------------------------------------
@@ -173,10 +230,14 @@ class Workspaces:
         per_root = []
         for entry in entries:
             stats = entry.index.stats()
+            state = entry.state
+            if state == "ready" and entry.watcher not in (STARTING, WATCHING):
+                state = "stale"  # built, but no longer following the disk
             per_root.append(
                 {
                     "root": str(entry.index.root),
-                    "state": entry.state,
+                    "state": state,
+                    "watcher": entry.watcher,
                     "error": entry.error,
                     "files": stats.files,
                     "symbols": stats.symbols,
@@ -190,8 +251,10 @@ class Workspaces:
         states = {r["state"] for r in per_root}
         if states & {"queued", "indexing"}:
             state = "indexing"
+        elif "error" in states:
+            state = "error"
         else:
-            state = "error" if "error" in states else "ready"
+            state = "stale" if "stale" in states else "ready"
         return {
             "state": state,
             "files": sum(r["files"] for r in per_root),

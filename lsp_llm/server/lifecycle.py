@@ -8,7 +8,7 @@ from typing import Any
 from lsprotocol import types
 
 from lsp_llm.server.app import STATUS_REQUEST, LlmServer
-from lsp_llm.server.documents import as_plain
+from lsp_llm.server.documents import as_plain, open_document
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def _track(ls: LlmServer, uri: str) -> None:
         return
 
     def text_of() -> str | None:
-        doc = ls.workspace.text_documents.get(uri)
+        doc = open_document(ls.workspace, uri)
         return doc.source if doc is not None else None
 
     workspaces.document_changed(uri, text_of)

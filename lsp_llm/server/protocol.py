@@ -4,10 +4,13 @@
   the next ``Content-Length:`` header after a bad frame, so at most one message is lost.
 * :class:`LlmProtocol` answers what the spec asks for and pygls leaves out: -32700 for bodies
   that are not JSON, -32600 for non-objects (and ids that are neither strings nor integers),
-  -32602 for params that fail to deserialize, -32002 for requests before ``initialize``, and
-  exit code 1 for ``exit`` without ``shutdown``. On a daemon with a ``tcpToken``, an
-  ``initialize`` without the same token is answered -32001 and the connection is closed.
-* :func:`run_session` drives one connection (stdio or a TCP socket) with both.
+  -32602 for params that fail to deserialize, and exit code 1 for ``exit`` without
+  ``shutdown``. Until an ``initialize`` is accepted, nothing but ``initialize`` and ``exit``
+  is handled: other requests get -32002, notifications are dropped. On a daemon with a
+  ``tcpToken``, an ``initialize`` without the same token is answered -32001 and the
+  connection is closed.
+* :func:`run_session` drives one connection (stdio or a TCP socket) with both; before the
+  session is accepted it buffers at most ``pre_auth_max_bytes``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from lsp_llm.engine.requests import CancelToken
+from lsp_llm.server.documents import apply_did_change
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ _NEXT_FRAME = re.compile(
     rb"content-length:[ \t]*\d+[ \t]*\r\n(?:[^\r\n]*\r\n)*?\r\n", re.IGNORECASE
 )
 _HEADER_TOKENS = (b"content-length:", b"content-type:")
+DROP_LOG_LIMIT = 3
+"""Messages before ``initialize`` logged per connection (a flood logs no more)."""
 MAX_HEADER = 8192
 MAX_BODY = 512 * 1024 * 1024
 
@@ -271,6 +277,13 @@ class LlmProtocol(LanguageServerProtocol):
         this server sent to the client wait on plain futures and do not count)."""
         return any(isinstance(f, asyncio.Future) for f in self._request_futures.values())
 
+    authenticated: bool = False
+    """Set once an ``initialize`` (with the daemon's token, where one is set) is accepted."""
+    on_authenticated: Callable[[], None] | None = None
+    """Called on the loop when the session is accepted, before its ``initialize`` runs."""
+    dropped_before_auth: int = 0
+    """Messages dropped because they came before ``initialize``."""
+
     tcp_token: str = ""
     """When set (TCP sessions of a daemon started with ``tcpToken``), ``initialize`` must carry
     the same ``initializationOptions.tcpToken`` or the connection is answered and closed."""
@@ -284,6 +297,30 @@ class LlmProtocol(LanguageServerProtocol):
         if not isinstance(given, str):
             return False
         return hmac.compare_digest(given.encode("utf-8"), self.tcp_token.encode("utf-8"))
+
+    def _admit_before_auth(self, raw: dict[str, Any], method: Any, is_request: bool) -> bool:
+        """Until a token-checked ``initialize`` is answered, only ``initialize`` and ``exit``
+        get through: other requests are answered -32002, notifications (and responses) are
+        dropped and logged by method name only, never with their content."""
+        if method == types.EXIT and not is_request:
+            return True
+        if is_request and method == types.INITIALIZE:
+            if self._token_ok(raw):
+                return True
+            log.warning("session refused: initializationOptions.tcpToken does not match")
+            self._send_error(raw["id"], UNAUTHORIZED, "Unauthorized: tcpToken does not match")
+            self.exit_code = 1
+            if self.on_exit is not None:
+                self.on_exit(1)  # close the connection
+            return False
+        if is_request:
+            self._send_error(raw["id"], SERVER_NOT_INITIALIZED, "Server not initialized")
+            return False
+        self.dropped_before_auth += 1
+        if self.dropped_before_auth <= DROP_LOG_LIMIT:
+            name = method[:80] if isinstance(method, str) else "a response"
+            log.warning("dropped %r: it came before a successful initialize", name)
+        return False
 
     def _send_error(self, msg_id: Any, code: int, message: str) -> None:
         self._send_data(
@@ -324,17 +361,13 @@ class LlmProtocol(LanguageServerProtocol):
                 "Invalid Request: method must be a string",
             )
             return
-        if is_request and method == types.INITIALIZE and not self._token_ok(raw):
-            log.warning("session refused: initializationOptions.tcpToken does not match")
-            self._send_error(raw["id"], UNAUTHORIZED, "Unauthorized: tcpToken does not match")
-            self.exit_code = 1
-            if self.on_exit is not None:
-                self.on_exit(1)  # close the connection
-            return
-        server = self._server
-        initialized = getattr(server, "initialized", True)
-        if is_request and not initialized and method != types.INITIALIZE:
-            self._send_error(raw["id"], SERVER_NOT_INITIALIZED, "Server not initialized")
+        admitting = False
+        if not self.authenticated:
+            if not self._admit_before_auth(raw, method, is_request):
+                return
+            admitting = method == types.INITIALIZE
+        elif is_request and method == types.INITIALIZE:
+            self._send_error(raw["id"], INVALID_REQUEST, "initialize was already received")
             return
         if is_request and self._shutdown and method != types.EXIT:
             self._send_error(raw["id"], INVALID_REQUEST, "Server is shutting down")
@@ -356,6 +389,10 @@ class LlmProtocol(LanguageServerProtocol):
             if is_request:
                 self._send_error(raw["id"], INVALID_PARAMS, f"Invalid params for {method}")
             return
+        if admitting:
+            self.authenticated = True
+            if self.on_authenticated is not None:
+                self.on_authenticated()
         try:
             self.handle_message(message)
         except SystemExit:
@@ -391,13 +428,34 @@ class LlmProtocol(LanguageServerProtocol):
         if self.on_exit is not None:
             self.on_exit(self.exit_code)
 
+    # -- didChange validation: the checks live in lsp_llm.server.documents ------------------
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        """pygls applies every edit it is sent; this applies only valid ones (see
+        :func:`~lsp_llm.server.documents.apply_did_change`) and calls our handler only then."""
+        if not apply_did_change(self.workspace, params):
+            return
+        if (user_handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield user_handler, (params,), None
+
 
 Reader = Callable[[], Awaitable[bytes]]
 
 
-async def run_session(read: Reader, protocol: LlmProtocol, stop: asyncio.Event) -> None:
-    """Feed bytes from ``read`` (b"" at EOF) through the parser into ``protocol``."""
+PRE_AUTH_MAX_BYTES = 4 * 1024 * 1024
+"""What a TCP connection may send before its ``initialize`` is accepted (an ``initialize`` is
+a few kB): a client without the token cannot make the daemon hold more."""
+
+
+async def run_session(
+    read: Reader, protocol: LlmProtocol, stop: asyncio.Event, *, pre_auth_max_bytes: int = 0
+) -> None:
+    """Feed bytes from ``read`` (b"" at EOF) through the parser into ``protocol``. With
+    ``pre_auth_max_bytes``, a connection that sends more than that before it is accepted is
+    closed."""
     parser = FrameParser()
+    received = 0
     stop_task = asyncio.ensure_future(stop.wait())
     try:
         while not stop.is_set():
@@ -411,6 +469,13 @@ async def run_session(read: Reader, protocol: LlmProtocol, stop: asyncio.Event) 
             data = read_task.result()
             if not data:
                 break
+            if pre_auth_max_bytes and not protocol.authenticated:
+                received += len(data)
+                if received > pre_auth_max_bytes:
+                    log.warning(
+                        "closing a connection that sent %d bytes without initializing", received
+                    )
+                    break
             for item in parser.feed(data):
                 if isinstance(item, FrameError):
                     log.warning("bad frame: %s", item)

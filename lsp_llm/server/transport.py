@@ -13,7 +13,13 @@ from typing import BinaryIO
 from lsp_llm import heap
 from lsp_llm.engine.worker import EngineStatus
 from lsp_llm.server.app import Shared, create_server
-from lsp_llm.server.protocol import FrameError, FrameParser, run_session, stdin_reader
+from lsp_llm.server.protocol import (
+    PRE_AUTH_MAX_BYTES,
+    FrameError,
+    FrameParser,
+    run_session,
+    stdin_reader,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +70,7 @@ async def _serve_stdio(shared: Shared, stdin_fd: int, stdout: BinaryIO) -> int:
     loop = asyncio.get_running_loop()
     server = create_server(shared)
     server.loop = loop
-    server.attach()
+    server.protocol.on_authenticated = server.attach
     stop = asyncio.Event()
     server.protocol.set_writer(_SyncWriter(stdout))
     server.protocol.on_exit = lambda code: stop.set()
@@ -112,24 +118,110 @@ def serve_stdio(shared: Shared) -> int:
         shared.engine.shutdown(timeout=2.0)
 
 
+class _Throttled:
+    """A warning logged at most once per ``every_s``, with the count of those held back."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self._last = -float("inf")
+        self._held = 0
+
+    def warning(self, now: float, message: str, *args: object) -> None:
+        if now - self._last < self.every_s:
+            self._held += 1
+            return
+        held, self._held, self._last = self._held, 0, now
+        suffix = f" ({held} more like this in the last {self.every_s:g}s)" if held else ""
+        log.warning(message + suffix, *args)
+
+
+class _Connections:
+    """The daemon's connection policy: at most ``limit`` sockets; one that has not been
+    accepted (token-checked ``initialize``) within ``auth_timeout_s`` is closed; when full,
+    a newcomer takes the place of the oldest connection not yet accepted, so idle sockets
+    held by someone without the token never lock a real editor out."""
+
+    def __init__(self, limit: int, auth_timeout_s: float) -> None:
+        self.limit = max(1, limit)
+        self.auth_timeout_s = auth_timeout_s
+        self.open = 0
+        self.pending: dict[int, asyncio.Event] = {}
+        """Connections not accepted yet, oldest first: session id -> its stop event."""
+        self.full_log = _Throttled()
+        self.timeout_log = _Throttled()
+
+    def admit(self, now: float, peer: object) -> bool:
+        """Whether a new connection from ``peer`` may be served (making room if needed)."""
+        if self.open < self.limit:
+            return True
+        if self.pending:
+            oldest = next(iter(self.pending))
+            self.pending.pop(oldest).set()
+            self.full_log.warning(
+                now,
+                "connection limit reached (tcpMaxConnections=%d): closed session %d, which "
+                "had not initialized, to admit %s",
+                self.limit,
+                oldest,
+                peer,
+            )
+            return True
+        self.full_log.warning(
+            now,
+            "connection limit reached (tcpMaxConnections=%d): refused %s",
+            self.limit,
+            peer,
+        )
+        return False
+
+
 async def run_tcp(
     shared: Shared, host: str, port: int, ready: asyncio.Future[int] | None = None
 ) -> None:
     """Accept connections until cancelled; each is its own LSP session on the shared model."""
     loop = asyncio.get_running_loop()
     shared.daemon = True
-    token = shared.base_settings.tcp_token or os.environ.get(TOKEN_ENV, "")
+    settings = shared.base_settings
+    token = settings.tcp_token or os.environ.get(TOKEN_ENV, "")
+    conns = _Connections(settings.tcp_max_connections, settings.tcp_auth_timeout_s)
     shared.engine.start()
     if shared.workspaces is not None:
         shared.workspaces.start(loop)
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        if not conns.admit(loop.time(), peer):
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
+        conns.open += 1
         server = create_server(shared)
         server.loop = loop
-        server.attach()
-        log.info("session %d: connection from %s", server.session_id, peer)
+        sid = server.session_id
+        log.info("session %d: connection from %s", sid, peer)
         stop = asyncio.Event()
+        conns.pending[sid] = stop
+
+        def auth_timeout() -> None:
+            if conns.pending.pop(sid, None) is not None:
+                conns.timeout_log.warning(
+                    loop.time(),
+                    "session %d: closed: no accepted initialize within %gs of connecting "
+                    "(tcpAuthTimeoutS)",
+                    sid,
+                    conns.auth_timeout_s,
+                )
+                stop.set()
+
+        timer = loop.call_later(conns.auth_timeout_s, auth_timeout)
+
+        def accepted() -> None:
+            timer.cancel()
+            conns.pending.pop(sid, None)
+            server.attach()
+
+        server.protocol.on_authenticated = accepted
         server.protocol.set_writer(_StreamWriter(writer))
         server.protocol.on_exit = lambda code: stop.set()
         server.protocol.tcp_token = token
@@ -141,19 +233,36 @@ async def run_tcp(
                 return b""
 
         try:
-            await run_session(read, server.protocol, stop)
+            await run_session(read, server.protocol, stop, pre_auth_max_bytes=PRE_AUTH_MAX_BYTES)
         finally:
+            conns.open -= 1
+            conns.pending.pop(sid, None)
+            timer.cancel()
             server.detach()
             # Cancel whatever this session still has running; other sessions are untouched.
             for future in list(server.protocol._request_futures.values()):
                 future.cancel()
             with contextlib.suppress(Exception):
                 writer.close()
-            log.info("session %d: closed", server.session_id)
+            if server.protocol.dropped_before_auth:
+                log.info(
+                    "session %d: %d messages before initialize were dropped",
+                    sid,
+                    server.protocol.dropped_before_auth,
+                )
+            log.info("session %d: closed", sid)
 
-    tcp = await asyncio.start_server(on_connection, host, port)
+    # The loop accepts up to ``backlog`` sockets per wake-up before any is looked at: keep
+    # that burst within the connection limit, so a flood cannot run the process out of fds.
+    tcp = await asyncio.start_server(on_connection, host, port, backlog=min(100, conns.limit))
     bound = tcp.sockets[0].getsockname()[1]
-    log.info("lsp-llm daemon listening on %s:%s", host, bound)
+    log.info(
+        "lsp-llm daemon listening on %s:%s (at most %d connections, %gs to initialize)",
+        host,
+        bound,
+        conns.limit,
+        conns.auth_timeout_s,
+    )
     # One write: print() writes the newline separately, and a log line from the model thread
     # could land in between and glue itself to the port that scripts read from this line.
     sys.stderr.write(f"lsp-llm: listening on {host}:{bound}\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from lsp_llm.config import Settings
 from lsp_llm.context.index import WorkspaceIndex
+from lsp_llm.context.watch import WAITING, WATCHING, WatchStopped, watch_changes
 
 from .conftest import SECRET_VALUE, write
 
@@ -161,3 +163,70 @@ async def test_a_file_storm_does_not_stall_the_loop(
         await stop_watching(stop, task)
     # Parsing ran in a worker thread: the loop kept ticking (a generous bound for busy CI).
     assert max_gap < 2.0, f"event loop stalled for {max_gap:.2f} s"
+
+
+async def test_a_deleted_root_is_waited_for_and_followed_again(
+    tmp_path: Path, settings: Settings, cache: Path
+) -> None:
+    root = tmp_path / "ws"
+    write(root, "seed.py", "def seeded():\n    pass\n")
+    index = WorkspaceIndex(root, settings, cache)
+    await asyncio.to_thread(index.build)
+    stop = asyncio.Event()
+    states: list[str] = []
+    task = asyncio.create_task(index.watch(stop, on_state=states.append, debounce_ms=100))
+    try:
+        await until(lambda: states[-1:] == [WATCHING], "the watcher registered")
+
+        shutil.rmtree(root)
+        await until(lambda: states[-1:] == [WAITING], "the root gone")
+        assert index.stats().files == 0 and not index.lookup_symbol("seeded")
+
+        write(root, "back.py", "def came_back():\n    pass\n")  # re-created with a file in it
+        await until(lambda: bool(index.lookup_symbol("came_back")), "the files of the new root")
+        await until(lambda: states[-1:] == [WATCHING], "the new root watched")
+        write(root, "later.py", "def written_later():\n    pass\n")
+        await until(lambda: bool(index.lookup_symbol("written_later")), "a later file")
+        assert not task.done()
+    finally:
+        await stop_watching(stop, task)
+
+
+async def test_a_replaced_root_is_followed_again(
+    tmp_path: Path, settings: Settings, cache: Path
+) -> None:
+    """``rm -rf root && mkdir root``: the new directory is a different inode, which inotify
+    never reports on; the watcher notices it, catches up and watches the new one."""
+    root = tmp_path / "ws"
+    write(root, "seed.py", "def seeded():\n    pass\n")
+    index = WorkspaceIndex(root, settings, cache)
+    stop, task, _ = await start_watching(index, root)
+    try:
+        shutil.rmtree(root)
+        root.mkdir()
+        write(root, "fresh.py", "def fresh():\n    pass\n")
+        await until(
+            lambda: bool(index.lookup_symbol("fresh")) and not index.lookup_symbol("seeded"),
+            "the replaced root's files",
+        )
+        write(root, "later.py", "def written_later():\n    pass\n")
+        await until(lambda: bool(index.lookup_symbol("written_later")), "a later file")
+    finally:
+        await stop_watching(stop, task)
+
+
+async def test_watch_changes_raises_when_the_root_goes(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in watch_changes(root, stop, lambda change, path: True, idle_ms=5000):
+            if root.exists():
+                shutil.rmtree(root)
+
+    with pytest.raises(WatchStopped, match="deleted or moved") as caught:
+        await asyncio.wait_for(consume(), DEADLINE_S)
+    assert caught.value.gone
+    with pytest.raises(WatchStopped, match="does not exist"):
+        await asyncio.wait_for(consume(), DEADLINE_S)

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,13 @@ INLINE = "textDocument/inlineCompletion"
 
 
 class Daemon:
-    def __init__(self, tmp: Path, env: dict[str, str], *extra: str) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        env: dict[str, str],
+        *extra: str,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.log = tmp / "daemon.log"
         self._log_file = self.log.open("wb")
         self.proc = subprocess.Popen(
@@ -45,6 +51,7 @@ class Daemon:
             stderr=self._log_file,
             env=env,
             cwd=str(tmp),
+            preexec_fn=preexec_fn,
         )
         deadline = time.monotonic() + 120
         while True:

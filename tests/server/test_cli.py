@@ -48,6 +48,23 @@ def test_help_explains_every_command(server_env: dict[str, str], tmp_path: Path)
     assert "--tcp" in serve.stdout and "127.0.0.1" in serve.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # The README documents these; argparse's REMAINDER used to refuse their options.
+        (["eval", "--suite", "no-such-suite"], "unknown suite(s): no-such-suite"),
+        (["eval", "--quick", "--help"], "--suite SUITE"),
+        (["bench", "--quick", "--help"], "--only ONLY"),
+    ],
+)
+def test_bench_and_eval_take_their_own_options(
+    server_env: dict[str, str], tmp_path: Path, args: list[str], expected: str
+) -> None:
+    out = run(args, server_env, tmp_path, timeout=120)
+    assert "unrecognized arguments" not in out.stderr
+    assert expected in out.stdout + out.stderr, (out.stdout, out.stderr)
+
+
 def test_complete_with_tiny_model(
     tmp_path: Path, tiny_args: list[str], server_env: dict[str, str]
 ) -> None:

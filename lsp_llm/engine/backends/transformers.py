@@ -6,10 +6,15 @@ We run our own prefill/decode loop instead of ``model.generate`` so that
 * the KV cache of the previous prompt is kept: the next prompt reuses its longest common token
   prefix (the cache is cropped to it) and only the new tail is prefilled. While a person types,
   consecutive prompts share almost everything, so prefill shrinks to a few tokens.
+* after that common prefix, chunks of the new prompt that the kept cache already holds at other
+  positions (the suffix of a FIM prompt, moved by each keystroke in the prefix) are reused too:
+  their keys are re-rotated to the new positions (RoPE models only; see :func:`plan_chunks`
+  and :meth:`TransformersBackend._take_chunks`), so only the changed middle is prefilled.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -161,6 +166,12 @@ class TransformersBackend:
         self._cache_ids: list[int] = []
         self._cache_kw = "past_key_values"
         self.prefix_cache_enabled = settings.prefix_cache
+        self.cache_reuse = settings.cache_reuse
+        """Smallest chunk (tokens) reused at a shifted position; 0 turns chunk reuse off."""
+        self._cache_ages: list[int] = []
+        """Per kept token: how many times its K/V were shifted since they were computed."""
+        self._inv_freq: torch.Tensor | None = None
+        """The model's RoPE frequencies when chunk reuse is possible for it (set at load)."""
         self.fast_path = "off"
         """Resolved at load: "off" (dynamic cache), "static" or "compile" (see Settings)."""
         self._static: Any = None
@@ -213,6 +224,7 @@ class TransformersBackend:
             eos.update(int(i) for i in gen_eos)
         self._eos_ids = eos
         self._install_abort_hooks(model)
+        self._inv_freq = rope_inv_freq(model)
         progress("warming up", 0.95)
         self._warm_up()
         self.fast_path = resolve_fast_path(
@@ -286,6 +298,8 @@ class TransformersBackend:
         self._static = None
         self._step = None
         self._cache_ids = []
+        self._cache_ages = []
+        self._inv_freq = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -343,23 +357,102 @@ class TransformersBackend:
             cache.activate_past_recording()
         return cache
 
-    def _prepare_cache(self, ids: list[int], static: bool) -> tuple[Any, int]:
-        """Reuse the longest common prefix of the kept cache. Returns (cache, reused tokens)."""
+    def _prepare_cache(self, ids: list[int], static: bool) -> tuple[Any, int, list[_Splice]]:
+        """Reuse the longest common prefix of the kept cache, and after it the chunks of
+        ``ids`` that the kept cache holds elsewhere. Returns (cache, reused prefix, splices)."""
         kept = self._cache
         if (
             not self.prefix_cache_enabled
             or kept is None
             or (kept is self._static) != static  # the kept cache is of the other kind
         ):
-            return self._new_cache(static), 0
+            return self._new_cache(static), 0, []
         common = 0
         limit = min(len(ids) - 1, len(self._cache_ids))  # prefill at least one token
         old = self._cache_ids
         while common < limit and old[common] == ids[common]:
             common += 1
+        # The chunks are copied out before the crop: it drops (dynamic) or lets the middle
+        # overwrite (static) the K/V they come from.
+        splices = self._take_chunks(kept, ids, common) if common > 0 else []
         if common == 0 or not _rollback(kept, common):
-            return self._new_cache(static), 0
-        return kept, common
+            return self._new_cache(static), 0, []
+        return kept, common, splices
+
+    def _take_chunks(self, cache: Any, ids: list[int], start: int) -> list[_Splice]:
+        """K/V for the chunks of ``ids`` after ``start`` that ``cache`` holds at other positions,
+        the keys already re-rotated to their new positions.
+
+        RoPE applies a rotation by ``position * inv_freq`` to each key, and rotations compose,
+        so ``rotate(K_old, new - old)`` is exactly the key the model computes for the same
+        hidden state at the new position; values carry no position and are copied as they are.
+        Only the hidden states are approximate: a chunk's K/V (beyond the first layer) were
+        computed attending to the older text in front of it, not to the new middle. The new
+        middle itself is exact (it comes before the chunk and attends to it only causally, i.e.
+        not at all). A token's K/V are shifted at most ``_MAX_SHIFTS`` times before the chunk
+        is computed afresh, which bounds both that staleness and the rounding of repeated
+        rotations in bfloat16.
+        """
+        inv_freq = self._inv_freq
+        if self.cache_reuse <= 0 or inv_freq is None:
+            return []
+        old = self._cache_ids
+        ages = self._kept_ages()
+        try:
+            layers = list(cache.layers)
+            if int(cache.get_seq_length()) != len(old) or not all(
+                _shiftable(layer, inv_freq) for layer in layers
+            ):
+                return []
+            chunks = [
+                c
+                for c in plan_chunks(old, ids, start, self.cache_reuse)
+                if max(ages[c.old_start : c.old_start + c.length]) < _MAX_SHIFTS
+            ]
+            splices = []
+            for c in chunks:
+                span = slice(c.old_start, c.old_start + c.length)
+                keys = [shift_rope(layer.keys[:, :, span], c.delta, inv_freq) for layer in layers]
+                values = [layer.values[:, :, span].clone() for layer in layers]
+                age = [a + 1 for a in ages[span]]
+                splices.append(_Splice(c.new_start, c.length, keys, values, age))
+        except Exception as exc:  # a cache layout we do not know: plain prefix reuse only
+            log.debug("chunk reuse skipped: %s", exc)
+            return []
+        if splices:
+            log.debug(
+                "reusing %d shifted chunk(s), %d tokens",
+                len(splices),
+                sum(sp.length for sp in splices),
+            )
+        return splices
+
+    def _prefill(
+        self,
+        ids: list[int],
+        head_ages: list[int],
+        splices: list[_Splice],
+        cache: Any,
+        cancel: CancelToken,
+    ) -> tuple[torch.Tensor, list[int]]:
+        """Compute the rest of ``ids`` into ``cache``, which holds the first
+        ``len(head_ages)``, splicing in the reused chunks between the computed parts. Returns
+        the last logits and the ages (shift counts) of the K/V of all of ``ids``."""
+        ages = list(head_ages)
+        pos = len(head_ages)
+        for splice in splices:
+            if splice.at > pos:
+                self._abortable(
+                    torch.tensor([ids[pos : splice.at]], device=self.device), cache, cancel
+                )
+                ages += [0] * (splice.at - pos)
+            for layer, k, v in zip(cache.layers, splice.keys, splice.values, strict=True):
+                layer.update(k, v)
+            ages += splice.ages
+            pos = splice.at + splice.length
+        logits = self._abortable(torch.tensor([ids[pos:]], device=self.device), cache, cancel)
+        ages += [0] * (len(ids) - pos)
+        return logits, ages
 
     def _forward(self, input_ids: torch.Tensor, cache: Any) -> torch.Tensor:
         """One forward pass that extends ``cache``; the logits of the last position."""
@@ -434,22 +527,24 @@ class TransformersBackend:
             and n == 1
             and len(ids) + request.max_new_tokens + 1 <= self._static_len
         )
-        cache, reused = self._prepare_cache(ids, static)
+        cache, reused, splices = self._prepare_cache(ids, static)
+        head_ages = self._kept_ages()[:reused]
         # Forget the kept cache while we work: if anything fails, it is in an unknown state.
         self._cache, self._cache_ids = None, []
         device = self.device
         cancel = request.cancel
         if cancel.cancelled:
-            self._keep(cache, ids[:reused])
+            self._keep(cache, ids[:reused], head_ages)
             return GenerationResult(texts=("",) * n, finish_reason="cancelled")
         t_prefill = time.perf_counter()
         try:
-            logits = self._abortable(torch.tensor([ids[reused:]], device=device), cache, cancel)
+            logits, ages = self._prefill(ids, head_ages, splices, cache, cancel)
         except _Aborted:
             # Cancelled mid-prefill: the layers that ran hold part of the new tail; drop it.
             if _rollback(cache, reused):
-                self._keep(cache, ids[:reused])
+                self._keep(cache, ids[:reused], head_ages)
             return GenerationResult(texts=("",) * n, finish_reason="cancelled")
+        computed = len(ids) - reused - sum(sp.length for sp in splices)
         fed: list[int] = list(ids)  # tokens whose K/V are in the cache (batch row 0)
         if n > 1:
             cache.batch_repeat_interleave(n)
@@ -508,7 +603,7 @@ class TransformersBackend:
         if cache is not None:
             if n > 1:
                 cache.batch_select_indices(torch.tensor([0], device=device))
-            self._keep(cache, fed)
+            self._keep(cache, fed, ages + [0] * (len(fed) - len(ages)))
         now = time.perf_counter()
         timings = Timings(
             queued_s=max(0.0, t0 - request.created_at),
@@ -517,7 +612,7 @@ class TransformersBackend:
             decode_s=max(0.0, now - t0 - prefill_s),
             total_s=now - t0,
             prompt_tokens=len(ids),
-            prefill_tokens=len(ids) - reused,
+            prefill_tokens=computed,
             new_tokens=sum(len(g) for g in generated),
         )
         # Final texts: decode once more in full (a trailing partial character is dropped).
@@ -527,10 +622,16 @@ class TransformersBackend:
             final.append(text.removesuffix("\ufffd") if finish != "cancelled" else texts[i])
         return GenerationResult(texts=tuple(final), finish_reason=finish, timings=timings)  # type: ignore[arg-type]
 
-    def _keep(self, cache: Any, ids: list[int]) -> None:
-        """Keep ``cache`` (holding exactly ``ids``) for the next request's prefix reuse."""
+    def _kept_ages(self) -> list[int]:
+        """Shift counts of the kept cache's tokens (zeros if ``_cache_ids`` was set alone)."""
+        n = len(self._cache_ids)
+        return list(self._cache_ages) if len(self._cache_ages) == n else [0] * n
+
+    def _keep(self, cache: Any, ids: list[int], ages: list[int]) -> None:
+        """Keep ``cache`` (holding exactly ``ids``, shifted ``ages`` times) for the next
+        request's prefix and chunk reuse."""
         if self.prefix_cache_enabled and ids:
-            self._cache, self._cache_ids = cache, ids
+            self._cache, self._cache_ids, self._cache_ages = cache, ids, ages
 
 
 class _Aborted(Exception):
@@ -604,3 +705,134 @@ def _rollback(cache: Any, length: int) -> bool:
     except Exception as exc:  # a cache type that cannot roll back
         log.debug("prefix cache reset: %s", exc)
         return False
+
+
+# -- chunk reuse at shifted positions (RoPE) ----------------------------------------------------
+
+_MAX_SHIFTS = 16
+"""A token's K/V are shifted at most this many times (keystrokes) before they are recomputed."""
+_ROPE_SHIFT_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma"})
+"""Architectures whose keys are cached after a full-width ``rotate_half`` RoPE, as checked."""
+_ROPE_SHIFT_TYPES = frozenset({"default", "linear", "llama3", "yarn"})
+"""RoPE variants whose frequencies do not depend on the sequence length ("dynamic" and
+"longrope" recompute them as the prompt grows, so a rotation by a delta would be wrong)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """``new[new_start : new_start + length] == old[old_start : old_start + length]``."""
+
+    new_start: int
+    old_start: int
+    length: int
+
+    @property
+    def delta(self) -> int:
+        return self.new_start - self.old_start
+
+
+@dataclasses.dataclass
+class _Splice:
+    """A reused chunk's K/V per layer, already at its new positions ``at ...``."""
+
+    at: int
+    length: int
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    ages: list[int]
+
+
+def plan_chunks(old: Sequence[int], new: Sequence[int], start: int, min_len: int) -> list[Chunk]:
+    """Chunks of ``new[start:-1]`` of at least ``min_len`` tokens found in ``old[start:]``, in
+    order (each after the previous one in both), longest match first at each position (what
+    llama.cpp's ``n_cache_reuse`` does, but also across inserted tokens). The last token of
+    ``new`` is never reused: its logits start the answer. ``min_len`` < 1 means no chunks."""
+    end = len(new) - 1
+    if min_len < 1 or end - start < min_len or len(old) - start < min_len:
+        return []
+    k = min(min_len, 16)
+    index: dict[tuple[int, ...], list[int]] = {}
+    for q in range(start, len(old) - min_len + 1):
+        bucket = index.setdefault(tuple(old[q : q + k]), [])
+        if len(bucket) < 8:  # repetitive text: a few candidates are enough
+            bucket.append(q)
+    chunks: list[Chunk] = []
+    p, floor = start, start
+    while p <= end - min_len:
+        best_q, best_len = -1, 0
+        for q in index.get(tuple(new[p : p + k]), ()):
+            if q < floor or new[p : p + min_len] != old[q : q + min_len]:
+                continue
+            n, limit = min_len, min(end - p, len(old) - q)
+            while n < limit and new[p + n] == old[q + n]:
+                n += 1
+            if n > best_len:
+                best_q, best_len = q, n
+        if best_len:
+            chunks.append(Chunk(p, best_q, best_len))
+            p, floor = p + best_len, best_q + best_len
+        else:
+            p += 1
+    return chunks
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def shift_rope(keys: torch.Tensor, delta: int, inv_freq: torch.Tensor) -> torch.Tensor:
+    """Keys RoPE-rotated at positions ``p`` (``[..., seq, head_dim]``), rotated to ``p + delta``
+    (a new tensor, in float32 arithmetic). A pure rotation: YaRN's attention factor, already in
+    the keys, is kept as it is."""
+    angle = float(delta) * inv_freq.to(device=keys.device, dtype=torch.float32)
+    emb = torch.cat((angle, angle))
+    k = keys.float()
+    return (k * emb.cos() + _rotate_half(k) * emb.sin()).to(keys.dtype)
+
+
+def rope_inv_freq(model: Any) -> torch.Tensor | None:
+    """The RoPE frequencies to re-rotate ``model``'s cached keys with, or None when chunk reuse
+    is not possible for it: not an architecture of ``_ROPE_SHIFT_MODELS``, sliding-window
+    layers (their cache holds only a window), partial or length-dependent RoPE."""
+    config = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    kind = str(getattr(text, "model_type", ""))
+    reason = ""
+    rotary: Any = None
+    try:
+        decoder = model.get_decoder()
+    except Exception:
+        decoder = getattr(model, "model", None)
+    rotary = getattr(decoder, "rotary_emb", None)
+    inv_freq = getattr(rotary, "inv_freq", None)
+    rope_type = str(getattr(rotary, "rope_type", "default"))
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    if kind not in _ROPE_SHIFT_MODELS:
+        reason = f"model type {kind!r}"
+    elif has_sliding_window(config):
+        reason = "sliding-window attention"
+    elif not isinstance(inv_freq, torch.Tensor) or 2 * inv_freq.numel() != head_dim:
+        reason = "no full-width rotary embedding"
+    elif rope_type not in _ROPE_SHIFT_TYPES:
+        reason = f"RoPE type {rope_type!r}"
+    elif float(getattr(text, "partial_rotary_factor", 1.0) or 1.0) != 1.0:
+        reason = "partial RoPE"
+    if reason:
+        log.info("shifted chunk reuse is off for this model (%s)", reason)
+        return None
+    assert isinstance(inv_freq, torch.Tensor)
+    return inv_freq.detach().float().clone()
+
+
+def _shiftable(layer: Any, inv_freq: torch.Tensor) -> bool:
+    """A plain full-attention layer (dynamic or static) holding RoPE keys of the right width."""
+    if type(layer).__name__ not in {"DynamicLayer", "StaticLayer"}:
+        return False
+    keys = getattr(layer, "keys", None)
+    return (
+        bool(getattr(layer, "is_initialized", False))
+        and isinstance(keys, torch.Tensor)
+        and keys.dim() == 4
+        and int(keys.shape[-1]) == 2 * inv_freq.numel()
+    )
