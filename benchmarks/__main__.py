@@ -32,6 +32,9 @@ SUITES: dict[str, str] = {
     "index": "benchmarks.indexing",
     "throughput": "benchmarks.throughput",
     "gpu": "benchmarks.gpu",
+    "soak": "benchmarks.soak",
+    "retrieval": "benchmarks.retrieval",
+    "fim": "benchmarks.fim_typing",
 }
 
 

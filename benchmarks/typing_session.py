@@ -15,6 +15,17 @@ rest of the suggestion, no model run: ``lastRequest`` in ``lspLlm/status`` does 
 
 A last short part types a burst of keystrokes 30 ms apart without waiting (open loop) to check
 that superseded requests are all answered and only the newest runs to the end.
+
+**Pauses** (issue 17, the typing engine): a person types a 3-line function into the module open
+loop, as an editor sends requests: 120 ms between characters, a 1.5 s pause after spaces, ``(``,
+``:``, ``=``, ``,`` and newlines, one automatic request per keystroke. Reported per mode: pause
+-> suggestion latency p50/p95 (the request sent as the pause starts, to its answer), the share
+of pauses that got a suggestion within the pause, empty answers per 100 keystrokes, and
+accept-ahead hits (at the end of every third pause with a suggestion the person accepts it, the
+editor asks again at its end, and the text is undone). Two servers run one after the other:
+``baseline`` (recycling, accept-ahead, adaptive debounce and the time budget off: ``BASELINE``) and
+``engine`` (the defaults). Full runs use the embedded default model (the llama.cpp backend)
+unless ``--model`` is given; ``--quick`` the tiny model.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import asyncio
 import contextlib
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.client import BenchClient, start_client
@@ -125,7 +137,190 @@ class Typist:
 
 
 def run(ctx: BenchContext) -> dict[str, Any]:
-    return asyncio.run(_run(ctx))
+    result = asyncio.run(_run(ctx))
+    pauses = asyncio.run(_run_pauses(ctx))
+    result["pauses"] = pauses
+    result["goals"] = [*result["goals"], *pauses.pop("goals")]
+    result["table"] = [*result["table"], *pauses.pop("table")]
+    return result
+
+
+PAUSE_FUNCTION = """def scale(values, factor):
+    out = [value * factor for value in values]
+    return out
+"""
+PAUSE_AFTER = frozenset(" (:=,\n")
+KEY_GAP_S = 0.12
+PAUSE_S = 1.5
+BASELINE = {
+    "requestRecycling": False,
+    "acceptAhead": False,
+    "adaptiveDebounce": "off",
+    "timeBudgetMs": 0,
+}
+"""Items 1-3 of issue 17 off: what the server did before the typing engine."""
+
+
+def _replace(client: BenchClient, uri: str, text: str, start: int, end: int, new: str) -> None:
+    from lsprotocol import types
+
+    client.versions[uri] += 1
+    (sl, sc), (el, ec) = _pos(text, start), _pos(text, end)
+    client.client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(
+                uri=uri, version=client.versions[uri]
+            ),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=sl, character=sc),
+                        end=types.Position(line=el, character=ec),
+                    ),
+                    text=new,
+                )
+            ],
+        )
+    )
+
+
+async def _pause_session(
+    ctx: BenchContext, mode: str, model: str, backend: str, root: Path, doc: str, cursor0: int
+) -> dict[str, Any]:
+    settings: dict[str, Any] = {"maxNewTokens": 24 if ctx.quick else 48}
+    if mode == "baseline":
+        settings.update(BASELINE)
+    env = ctx.xdg_env()
+    if ctx.model or ctx.quick:
+        env["XDG_CACHE_HOME"] = str(ctx.work_dir / "xdg-cache")
+    path = root / f"pauses_{mode}.py"
+    path.write_text(doc)
+    keys = keystrokes(PAUSE_FUNCTION)
+    pauses: list[dict[str, Any]] = []
+    empty = answered = 0
+    ahead: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    first_ms: float | None = None
+    async with start_client(
+        root, server_args(model, backend, ctx.device, settings=settings), init_options=settings,
+        env=env,
+    ) as c:  # fmt: skip
+        uri = c.open(path, doc)
+        text, cursor = doc, cursor0
+        await asyncio.sleep(0.5)
+        line, col = _pos(text, cursor)
+        await c.inline(uri, line, col)  # warm-up: the file's first full prefill (not counted)
+        tasks: list[asyncio.Future[list[str]]] = []
+        shown_pauses = 0
+        for key in keys:
+            line, col = _pos(text, cursor)
+            c.insert(uri, line, col, key)
+            text = text[:cursor] + key + text[cursor:]
+            cursor += len(key)
+            line, col = _pos(text, cursor)
+            t0 = time.perf_counter()
+            task = asyncio.ensure_future(c.inline(uri, line, col))
+            tasks.append(task)
+            if key[-1:] not in PAUSE_AFTER and key[:1] != "\n":
+                await asyncio.sleep(KEY_GAP_S)
+                continue
+            try:
+                items = await asyncio.wait_for(asyncio.shield(task), PAUSE_S)
+                latency = (time.perf_counter() - t0) * 1000
+            except asyncio.TimeoutError:
+                items, latency = [], None
+            if items and first_ms is None:
+                first_ms = latency
+            pauses.append({"after": key[-1:] or key, "latency_ms": latency, "shown": bool(items)})
+            await asyncio.sleep(max(0.0, PAUSE_S - (time.perf_counter() - t0)))
+            if items and items[0].strip():
+                shown_pauses += 1
+                if shown_pauses % 3 == 0:  # at the pause's end: accept, ask again, undo
+                    accepted = items[0]
+                    _replace(c, uri, text, cursor, cursor, accepted)
+                    after = text[:cursor] + accepted + text[cursor:]
+                    al, ac = _pos(after, cursor + len(accepted))
+                    ta = time.perf_counter()
+                    got = await c.inline(uri, al, ac)
+                    ms = (time.perf_counter() - ta) * 1000
+                    st = await c.status()
+                    lc = st.get("lastCompletion") or {}
+                    ahead.append({"ms": ms, "hit": lc.get("source") == "ahead", "items": len(got)})
+                    _replace(c, uri, after, cursor, cursor + len(accepted), "")
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        for a in answers:
+            if isinstance(a, list):
+                answered += 1
+                empty += not a
+    lat = [p["latency_ms"] for p in pauses if p["latency_ms"] is not None and p["shown"]]
+    shown = sum(1 for p in pauses if p["shown"])
+    hits = [a for a in ahead if a["hit"]]
+    return {
+        "keystrokes": len(keys),
+        "requests": len(tasks),
+        "answered": answered,
+        "pauses": len(pauses),
+        "pauses_with_suggestion": shown,
+        "pause_share_with_suggestion": ratio(shown, len(pauses)),
+        "pause_to_suggestion_ms": summary(lat),
+        "first_suggestion_ms": round(first_ms, 1) if first_ms is not None else None,
+        "empty_answers_per_100_keystrokes": round(100 * empty / max(1, len(tasks)), 1),
+        "accepts": len(ahead),
+        "accept_ahead_hits": len(hits),
+        "accept_ahead_ms": summary([a["ms"] for a in hits]),
+        "accept_ahead_within_20ms": sum(1 for a in hits if a["ms"] <= 20),
+        "session_s": round(time.perf_counter() - t_start, 1),
+    }
+
+
+async def _run_pauses(ctx: BenchContext) -> dict[str, Any]:
+    if ctx.model:
+        model, backend = ctx.model, ctx.backend or ""
+    elif ctx.quick:
+        model, backend = ctx.server_model()
+    else:
+        model, backend = "", ctx.backend or ""  # the embedded default, backend "auto"
+    root = ctx.work_dir / "pauses-ws"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "util.py").write_text(python_source(3000, skip=4))
+    doc, cursor0 = make_document()
+    ctx.say("typing pauses: baseline (typing engine off) then engine (on), one after the other")
+    modes = {}
+    for mode in ("baseline", "engine"):
+        modes[mode] = await _pause_session(ctx, mode, model, backend, root, doc, cursor0)
+    base, eng = modes["baseline"], modes["engine"]
+    p95_ratio = ratio(eng["pause_to_suggestion_ms"]["p95"], base["pause_to_suggestion_ms"]["p95"])
+    share = eng["pause_share_with_suggestion"]
+    fast = ratio(eng["accept_ahead_within_20ms"], eng["accepts"]) if eng["accepts"] else 0.0
+    out: dict[str, Any] = {
+        "model": model or "embedded default",
+        "backend": backend or "auto",
+        "baseline": base,
+        "engine": eng,
+        "p95_engine_over_baseline": p95_ratio,
+    }
+    out["goals"] = [
+        goal("pauses with a suggestion (engine)", share, ">= 0.95", share >= 0.95),
+        goal("pause->suggestion p95 engine/baseline", p95_ratio, "<= 0.6", p95_ratio <= 0.6),
+        goal(
+            "request after an accept served <= 20 ms",
+            fast,
+            ">= 0.8",
+            fast >= 0.8 if eng["accepts"] else None,
+            f"{eng['accept_ahead_within_20ms']}/{eng['accepts']} accepts",
+        ),
+    ]
+    out["table"] = [
+        (
+            "pauses with suggestion base/engine",
+            f"{base['pauses_with_suggestion']}/{eng['pauses_with_suggestion']} of {eng['pauses']}",
+        ),
+        (
+            "pause p95 ms base/engine",
+            f"{base['pause_to_suggestion_ms']['p95']}/{eng['pause_to_suggestion_ms']['p95']}",
+        ),
+    ]
+    return out
 
 
 async def _run(ctx: BenchContext) -> dict[str, Any]:

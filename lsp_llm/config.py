@@ -84,12 +84,27 @@ class Settings:
     top_p: float = 0.95
     debounce_ms: int = 0
     """Server-side wait before an automatic completion; a newer request supersedes."""
+    adaptive_debounce: Literal["adaptive", "off"] = "adaptive"
+    """Debounce from the typing rhythm and response time (1.5-3x the mean keystroke gap, at
+    most ``debounceMaxMs``); "off": the fixed ``debounceMs``."""
+    debounce_max_ms: int = 250
+    """Upper bound of the adaptive debounce."""
+    request_recycling: bool = True
+    """A request that types what a running generation produced attaches to it."""
+    accept_ahead: bool = True
+    """While idle, compute the completion after the shown one as if it were accepted."""
+    time_budget_ms: int = 600
+    """Automatic single-line completions show what is ready this long after the request
+    (when useful); 0: wait for the whole line."""
     num_suggestions: int = 3
     """Items for an explicitly invoked inline completion (automatic triggers get one)."""
     prefix_cache: bool = True
     cache_reuse: int = 64
     """Smallest chunk (tokens) of a changed prompt whose cached K/V are reused at a shifted
     position (the suffix after an edit; like llama.cpp's ``n_cache_reuse``); 0 turns it off."""
+    prompt_cache_mib: int = 128
+    """llama.cpp backend: host memory (MiB) kept for the KV states of earlier prompts, restored
+    when one comes back (switching files); oldest dropped first; 0 turns it off."""
     completion_cache: bool = True
     fast_path: FastPath = "auto"
     """transformers backend decode path: "compile" (static KV cache + ``torch.compile``d step,
@@ -139,6 +154,7 @@ RELOAD_KEYS: tuple[str, ...] = (
     "threads",
     "request_timeout_s",
     "cache_reuse",
+    "prompt_cache_mib",
 )
 """Engine settings that take a model reload to change."""
 ENGINE_KEYS: tuple[str, ...] = (*RELOAD_KEYS, "prefix_cache")

@@ -38,3 +38,22 @@ def server_env(cache_home: Path) -> dict[str, str]:
 @pytest.fixture
 def tiny_args(tiny_model_dir: Path) -> list[str]:
     return ["--model", str(tiny_model_dir), "--backend", "transformers", "--device", "cpu"]
+
+
+# -- the Qwen2.5-Coder stand-in (real tokenizer, random weights; see tests/fim_models.py) --------
+
+
+@pytest.fixture(scope="session")
+def qwen_fim_hf() -> Path:
+    """HF dir: the chain model (writes ``alpha``, then ``<|file_sep|>``, ...), cached."""
+    from tests.fim_models import build_qwen_fim_model, cache_root
+
+    return build_qwen_fim_model(cache_root())
+
+
+@pytest.fixture(scope="session")
+def qwen_fim_gguf(qwen_fim_hf: Path) -> Path:
+    """The same model as GGUF (f16) for the llamacpp backend, converted once and cached."""
+    from tests.fim_models import build_qwen_fim_gguf, cache_root
+
+    return build_qwen_fim_gguf(qwen_fim_hf, cache_root())

@@ -610,6 +610,12 @@ class WorkspaceIndex:
             found += [s for s in data.entry.symbols if s.name == name]
         return sorted(found, key=lambda s: (s.path, s.start_line))
 
+    def digest(self, rel: str) -> bytes | None:
+        """The content digest retrieval reads for ``rel`` (an open document's unsaved text
+        wins over the disk), or None when the index does not hold it."""
+        data = self._overlay.get(rel) or self._snapshot.files.get(rel)
+        return data.entry.digest if data is not None else None
+
     def snapshot(self) -> IndexSnapshot:
         """The current disk snapshot (immutable)."""
         return self._current()

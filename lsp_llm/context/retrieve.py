@@ -6,30 +6,43 @@ untouched parts), and :func:`retrieve` reads one snapshot and nothing else.
 
 Ranking, for a cursor at ``offset`` in ``text`` (the current file, ``rel``):
 
-(a) **definitions**: identifiers in the lines around the cursor (nearest weigh most) that are
-    not defined in the current file are looked up by name in the symbol table. Names imported by
-    the current file, and definitions in files whose path matches an import, score higher;
-    a name with many unrelated definitions is used only when an import disambiguates it.
+(a) **definitions**: the current file's imports are resolved to workspace files
+    (:mod:`lsp_llm.context.imports`). Imported names used near the cursor (nearest weigh most)
+    come first, then imported names not used nearby (a name about to be typed often is one;
+    ranked by how often the file uses them), then, right after ``alias.``, the members of the
+    module the alias names; other identifiers near the cursor that the current file does not
+    define are looked up by name in the symbol table (a name with many unrelated definitions
+    only when an import disambiguates it).
 (b) **similar windows**: BM25 over identifier tokens, the ~30 lines before the cursor being
     the query and the ~30-line chunks of the other files the documents (Copilot's
     neighbouring-tab idea, over the whole workspace). Files are first ranked through an
     inverted index (token -> files; document frequencies per file), then the chunks of the
-    best :data:`MAX_CANDIDATE_FILES` are scored; their token counts are computed on first use
-    and cached for recent files only, so memory does not grow with per-chunk statistics.
+    best :data:`MAX_CANDIDATE_FILES` are scored, up to :data:`MAX_CANDIDATE_CHARS` of their
+    text (a cold query's cost is bounded in a workspace of large files); their token counts
+    are computed on first use and cached for recent files only, so memory does not grow with
+    per-chunk statistics.
 (c) **recent edits**: windows of recently edited files get a boost that decays over
     :data:`RECENT_HALF_LIFE_S`, and are labelled ``"recent"``.
 
-Packing: definitions first (up to :data:`DEFINITION_SHARE` of the budget), then windows, then
-any definitions left over, each counted with ``count(path + "\\n" + text + "\\n")``. No two
-snippets of one file overlap, the current file never contributes, and identical texts appear
-once. The result is ordered for prompt stability, not by score: definitions, then the windows,
-each group sorted by path and line, so that consecutive prompts share a long prefix.
+Packing: signatures and the first paragraph of their docs first (many fit), best first, up to
+:data:`DEFINITION_SHARE` of the budget; then full bodies (outlines when long) of the chosen
+definitions, best first, where they fit in that share; then windows; then more full bodies with
+what is left. Each is counted with ``count(path + "\\n" + text + "\\n")``; with the defaults
+(:func:`retrieval_budget`, :func:`default_token_count`) everything returned fits the prompt, so
+the prompt holds exactly what ``lsp-llm context`` shows; with the default count, a cheap lower
+bound rules out a candidate that cannot fit before it is counted. No two snippets of one file
+overlap, the current file never contributes, and identical texts appear once. The result is
+ordered for prompt stability, not by score: definitions, then the windows, each group sorted by
+path and line, so that consecutive prompts share a long prefix (:mod:`lsp_llm.context.stable`
+keeps the whole choice while the cursor stays in one region).
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
+import itertools
 import math
 import operator
 import re
@@ -40,27 +53,43 @@ from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
 from lsp_llm.config import Settings
+from lsp_llm.context.imports import ImportRef, ModuleMap, parse_imports, resolve
 from lsp_llm.context.parse import Symbol, split_lines
 from lsp_llm.context.store import FileEntry
 from lsp_llm.context.types import ContextSnippet, SnippetSource
+from lsp_llm.engine.backends.approx_tokenizer import ApproxTokenizer
 
 QUERY_LINES = 30
 """Lines before the cursor that form the similarity query."""
 NEAR_LINES_BEFORE = 12
 NEAR_LINES_AFTER = 3
 """Lines around the cursor whose identifiers are looked up as definitions."""
-MAX_DEFINITIONS = 8
+MAX_DEFINITIONS = 24
 MAX_SIMILAR = 4
 MAX_DEFS_PER_NAME = 2
 AMBIGUOUS_NAME = 4
 """A name defined in more files than this is used only when an import points at one of them."""
-DEFINITION_SHARE = 0.6
+DEFINITION_SHARE = 0.85
 DEF_FULL_LINES = 25
 """Definitions up to this many lines are shown whole; longer ones as an outline."""
 DEF_HEAD_LINES = 10
+COMPACT_DOC_CHARS = 160
+"""The first paragraph of a docstring shown with a signature, at most this long."""
+IMPORT_USE_WEIGHT = 0.25
+"""Imported names not used near the cursor are ranked by ``log(uses in the file)`` times this."""
+MAX_MODULE_MEMBERS = 40
 MIN_SIMILARITY = 0.12
 """Normalised BM25 score below which a window is not worth its tokens."""
 MAX_CANDIDATE_FILES = 40
+RANK_DF_SHARE = 0.1
+RANK_MIN_FILES = 200
+"""In a workspace of more than RANK_MIN_FILES files, a token in more than RANK_DF_SHARE of
+them does not rank files (it still scores their chunks)."""
+MAX_CANDIDATE_CHARS = 200_000
+MIN_CANDIDATE_FILES = 4
+"""The chunks of the best files are scored until their texts reach this many characters
+(at least :data:`MIN_CANDIDATE_FILES` files): the cost of a cold query stays bounded in a
+workspace of large files."""
 BM25_K1 = 1.2
 BM25_B = 0.75
 RECENT_BOOST = 0.5
@@ -93,6 +122,9 @@ _LOCAL_RE = re.compile(
 )
 """Names the current file defines or assigns (locals, keyword arguments): not looked up."""
 _QUALIFIER_RE = re.compile(r"(?:\.|::|->)$")
+_OWNER_RE = re.compile(r"([A-Za-z_]\w*)[ \t]*(?:\.|::)[ \t]*$")
+"""The identifier before a qualifier (``ns.`` / ``pkg::``)."""
+_OWNER_AT_CURSOR_RE = re.compile(r"([A-Za-z_]\w*)(?:\.|::)\w*$")
 _QUOTED_RE = re.compile(r"(\"|'|`)[^\n]*?\1")
 _FROM_MODULE_RE = re.compile(r"^[ \t]*from[ \t]+[\w.]+", re.MULTILINE)
 
@@ -102,14 +134,38 @@ def tokens(text: str) -> list[str]:
     return [t for t in _IDENT_RE.findall(text) if len(t) > 1 and t not in STOPWORDS]
 
 
+_APPROX = ApproxTokenizer()
+PROMPT_RESERVE_TOKENS = 48
+"""An upper bound on what the prompt template, the current file's label and the repository
+name take (the prompt builder's ``reserve``): the retrieval budget leaves it out."""
+
+
+@functools.lru_cache(maxsize=1024)
 def default_token_count(text: str) -> int:
-    """A tokenizer-free estimate (about four characters per token)."""
-    return (len(text) + 3) // 4
+    """Tokens a snippet text (``path + "\\n" + text + "\\n"``) takes in the prompt, counted
+    so that it is never less than a real tokenizer counts for its most expensive rendering
+    (every line commented out under a ``// Path:`` label): :class:`ApproxTokenizer`'s
+    over-count plus a comment marker per line and the label's words."""
+    return len(_APPROX.encode(text)) + text.count("\n") + 4
+
+
+def _min_token_count(chars: int, newlines: int) -> int:
+    """A lower bound of :func:`default_token_count` for a text of ``chars`` characters with
+    ``newlines`` newlines, found without tokenizing: a newline is a pseudo token of its own
+    (and one more for its comment marker), and no other is longer than 5 characters."""
+    return 2 * newlines + (chars - newlines + 4) // 5 + 4
 
 
 def retrieval_budget(settings: Settings) -> int:
-    """Tokens the prompt gives to retrieved snippets."""
-    return int(settings.context_window * settings.retrieval_share) if settings.retrieval else 0
+    """Tokens the prompt gives to retrieved snippets, as the prompt builder computes its room:
+    ``retrieval_share`` of the window less the model's new tokens and the template
+    (:data:`PROMPT_RESERVE_TOKENS`). Snippets packed into this with :func:`default_token_count`
+    all fit in the prompt, so the prompt holds exactly what retrieval returns (and what
+    ``lsp-llm context`` shows)."""
+    if not settings.retrieval:
+        return 0
+    total = max(1, settings.context_window - settings.max_new_tokens)
+    return int(max(0, total - PROMPT_RESERVE_TOKENS) * settings.retrieval_share)
 
 
 _MODULE_RE = re.compile(r"[A-Za-z_][\w-]*(?:(?:\.|::|/)[A-Za-z_][\w-]*)*")
@@ -164,6 +220,7 @@ def module_match(segments: tuple[str, ...], imports: list[tuple[str, ...]]) -> i
 
 
 _ONE_LETTER: frozenset[str] = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_NOT_TOKENS = STOPWORDS | _ONE_LETTER
 
 
 def vocabulary(text: str, *, intern: bool = True) -> frozenset[str]:
@@ -217,10 +274,7 @@ class _ChunkStats:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        lines = split_lines(entry.text)
-        counts = tuple(
-            Counter(tokens("\n".join(lines[c.start_line : c.end_line]))) for c in entry.chunks
-        )
+        counts = chunk_counts(entry)
         value = (counts, sum(c.total() for c in counts))
         with self._lock:
             self._cache[key] = value
@@ -230,6 +284,30 @@ class _ChunkStats:
 
 
 CHUNK_STATS = _ChunkStats()
+
+
+def chunk_counts(entry: FileEntry) -> tuple[Counter[str], ...]:
+    """:func:`tokens` counted per chunk of ``entry``. Chunks overlap, so the text is counted
+    once per segment between chunk boundaries, and each chunk's counts are the sum of its
+    segments'."""
+    text = entry.text
+    # Line n starts at sum(len(line) for the lines before it) + n (their newlines).
+    widths = list(itertools.accumulate(map(len, text.split("\n")), initial=0))
+    last = len(widths) - 1
+    bounds = sorted({min(b, last) for c in entry.chunks for b in (c.start_line, c.end_line)})
+    segments: dict[int, Counter[str]] = {}
+    for start, end in itertools.pairwise(bounds):
+        words = _IDENT_RE.findall(text, widths[start] + start, widths[end] + end)
+        segments[start] = Counter([w for w in words if w not in _NOT_TOKENS])
+    out = []
+    for chunk in entry.chunks:
+        first = bisect.bisect_left(bounds, min(chunk.start_line, last))
+        stop = bisect.bisect_left(bounds, min(chunk.end_line, last))
+        counts: Counter[str] = Counter()
+        for start in bounds[first:stop]:
+            counts.update(segments[start])
+        out.append(counts)
+    return tuple(out)
 
 
 _symbol_key: Callable[[Symbol], tuple[str, int, str]] = operator.attrgetter(
@@ -251,6 +329,11 @@ class IndexSnapshot:
     @classmethod
     def empty(cls) -> IndexSnapshot:
         return cls({}, {}, {}, 0)
+
+    @functools.cached_property
+    def modules(self) -> ModuleMap:
+        """The files by module path, for resolving imports (built on first use)."""
+        return ModuleMap(self.files)
 
     def apply(self, upserts: Mapping[str, FileData], removals: Iterable[str] = ()) -> IndexSnapshot:
         """A new snapshot with ``upserts`` added or replaced and ``removals`` gone."""
@@ -353,6 +436,11 @@ class _View:
         return RECENT_BOOST * 0.5 ** (max(0.0, self.now - stamp) / RECENT_HALF_LIFE_S)
 
     def files_with(self, token: str) -> Iterable[str]:
+        if not self.overlay:
+            return self.snapshot.postings.get(token, ())
+        return self._files_with(token)
+
+    def _files_with(self, token: str) -> Iterable[str]:
         for rel in self.snapshot.postings.get(token, ()):
             if rel not in self.overlay:
                 yield rel
@@ -375,10 +463,30 @@ class _Candidate:
     """A shorter text to fall back to (definitions)."""
 
 
+def _compact_text(symbol: Symbol, members: list[Symbol]) -> str:
+    """A definition's signature and the first paragraph of its documentation (and, for a
+    type, its constructor's signature): what a caller needs, in a few tokens."""
+    doc = symbol.doc.split("\n\n", 1)[0].strip()
+    if len(doc) > COMPACT_DOC_CHARS:
+        doc = doc[: COMPACT_DOC_CHARS - 1].rstrip() + "…"
+    lines = [symbol.signature]
+    if doc:
+        lines.append(f"    {doc}")
+    if symbol.kind in _TYPE_KINDS:
+        ctor = next((m for m in members if m.name in _CONSTRUCTORS), None)
+        if ctor is not None:
+            lines.append(f"    {ctor.signature}")
+    return "\n".join(lines)
+
+
+_TYPE_KINDS = frozenset({"class", "struct", "interface", "trait", "enum", "type"})
+_CONSTRUCTORS = frozenset({"__init__", "constructor", "new"})
+
+
 def _definition_text(symbol: Symbol, lines: list[str], members: list[Symbol]) -> tuple[str, str]:
     """The full text of a definition (an outline when long) and a compact form."""
     start, end = symbol.start_line, min(symbol.end_line, len(lines) - 1)
-    compact = symbol.signature + (f"\n{symbol.doc}" if symbol.doc else "")
+    compact = _compact_text(symbol, members)
     if end < start:
         return compact, compact
     if end - start + 1 <= DEF_FULL_LINES:
@@ -406,36 +514,104 @@ def _definition_text(symbol: Symbol, lines: list[str], members: list[Symbol]) ->
     return "\n".join(out), compact
 
 
+@dataclasses.dataclass(slots=True)
+class _Imports:
+    """The current file's imports, resolved against the index."""
+
+    names: dict[str, list[tuple[str, str]]]
+    """local name -> [(file, name in that file)]"""
+    modules: dict[str, list[str]]
+    """local module alias -> its files"""
+    files: set[str]
+    """Every file an import resolved to."""
+
+
+def _resolve_imports(view: _View, rel: str | None, import_lines: list[str]) -> _Imports:
+    """``import_lines``: the current text's import lines (:data:`_IMPORT_LINE_RE`)."""
+    out = _Imports({}, {}, set())
+    if rel is None:
+        return out
+    current = view.file(rel)
+    statements = [line.strip() for line in import_lines]
+    if current is not None:
+        statements = [*current.entry.imports, *statements]
+    refs: list[ImportRef] = parse_imports(rel, statements)
+
+    def exists(path: str) -> bool:
+        return view.file(path) is not None
+
+    modules = view.snapshot.modules
+    for ref in refs:
+        files = resolve(ref, exists, modules, rel)
+        if not files:
+            continue
+        out.files.update(files)
+        for name, local in ref.names:
+            targets = out.names.setdefault(local, [])
+            targets += [(f, name) for f in files if (f, name) not in targets]
+        if ref.module_alias:
+            out.modules.setdefault(ref.module_alias, []).extend(files)
+        if ref.all_names:
+            for f in files:
+                data = view.file(f)
+                for symbol in data.entry.symbols if data else ():
+                    if not symbol.container:
+                        out.names.setdefault(symbol.name, []).append((f, symbol.name))
+    return out
+
+
 def _definitions(
     view: _View, rel: str | None, text: str, offset: int, allowed: Callable[[str], bool]
 ) -> list[_Candidate]:
-    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    cursor_line = bisect.bisect_right(line_starts, offset) - 1
-    lo = line_starts[max(0, cursor_line - NEAR_LINES_BEFORE)]
-    hi_line = cursor_line + NEAR_LINES_AFTER + 1
-    hi = line_starts[hi_line] if hi_line < len(line_starts) else len(text)
+    # The near window: NEAR_LINES_BEFORE lines above the cursor's line to NEAR_LINES_AFTER
+    # below it, found from the cursor outwards (the cost does not grow with the file).
+    line_start = text.rfind("\n", 0, offset) + 1
+    lo = line_start
+    for _ in range(NEAR_LINES_BEFORE):
+        if lo == 0:
+            break
+        lo = text.rfind("\n", 0, lo - 1) + 1
+    hi = line_start
+    for _ in range(NEAR_LINES_AFTER + 1):
+        newline = text.find("\n", hi)
+        if newline < 0:
+            hi = len(text)
+            break
+        hi = newline + 1
 
     current = view.file(rel) if rel else None
     local_names = {s.name for s in current.entry.symbols} if current else set()
-    local_names.update(next(g for g in m.groups() if g) for m in _LOCAL_RE.finditer(text))
-    import_text = "\n".join(_IMPORT_LINE_RE.findall(text))
+    local_names.update(a or b or c for a, b, c in _LOCAL_RE.findall(text))
+    import_lines = _IMPORT_LINE_RE.findall(text)
+    import_text = "\n".join(import_lines)
     if current:
         import_text += "\n" + "\n".join(current.entry.imports)
     # Imported *names*: not the quoted module specifiers, not the module of ``from m import``.
     imported = set(_IDENT_RE.findall(_FROM_MODULE_RE.sub("", _QUOTED_RE.sub("", import_text))))
     modules = import_paths(import_text)
+    resolved = _resolve_imports(view, rel, import_lines)
+    local_names -= resolved.names.keys()
     weights: dict[str, float] = {}
     qualified: set[str] = set()
     """Names used after ``.``, ``::`` or ``->``: methods qualify; bare names must not be."""
+    via_module: dict[str, list[str]] = {}
+    """Names used as ``alias.Name`` of an imported module -> the module's files."""
     for match in _IDENT_RE.finditer(text, lo, hi):
         name = match.group()
         if len(name) < 2 or name in STOPWORDS or name in local_names:
             continue
-        if _QUALIFIER_RE.search(text, max(0, match.start() - 2), match.start()):
+        qualifier = _QUALIFIER_RE.search(text, max(0, match.start() - 2), match.start())
+        if qualifier:
             qualified.add(name)
-        line = bisect.bisect_right(line_starts, match.start()) - 1
+            owner = _OWNER_RE.search(text, max(0, match.start() - 80), match.start())
+            if owner and owner.group(1) in resolved.modules:
+                via_module.setdefault(name, []).extend(resolved.modules[owner.group(1)])
         after = match.start() >= offset
-        distance = 2 * (line - cursor_line + 1) if after else cursor_line - line
+        distance = (
+            2 * (text.count("\n", offset, match.start()) + 1)
+            if after
+            else text.count("\n", match.start(), offset)
+        )
         weight = 1.0 / (1.0 + distance / 4.0)
         if weight > weights.get(name, 0.0):
             weights[name] = weight
@@ -449,7 +625,72 @@ def _definitions(
         return matches[symbol.path]
 
     out: list[_Candidate] = []
+    taken: set[tuple[str, int]] = set()
+    per_file: dict[str, tuple[list[str], dict[str, list[Symbol]]]] = {}
+
+    def add(symbol: Symbol, score: float) -> None:
+        key = (symbol.path, symbol.start_line)
+        data = view.file(symbol.path)
+        if key in taken or data is None or not allowed(symbol.path):
+            return
+        taken.add(key)
+        if symbol.path not in per_file:  # each defining file is split and grouped once
+            by_container: dict[str, list[Symbol]] = {}
+            for s in data.entry.symbols:
+                by_container.setdefault(s.container, []).append(s)
+            per_file[symbol.path] = (split_lines(data.entry.text), by_container)
+        lines, by_container = per_file[symbol.path]
+        members = [s for s in by_container.get(symbol.name, ()) if s is not symbol]
+        full, compact = _definition_text(symbol, lines, members)
+        out.append(
+            _Candidate(
+                path=symbol.path,
+                start=symbol.start_line,
+                end=symbol.end_line + 1,
+                text=full,
+                score=round(score + view.recency(symbol.path), 4),
+                source="definition",
+                symbol=symbol.name,
+                compact=compact,
+            )
+        )
+
+    def in_files(name: str, targets: Iterable[tuple[str, str]]) -> list[Symbol]:
+        """Top-level definitions of the names an import points at (exact files)."""
+        found = []
+        for path, target_name in targets:
+            for symbol in view.symbols(target_name):
+                if symbol.path == path and not symbol.container:
+                    found.append(symbol)
+        return found
+
+    # (1) Names the imports resolve, used near the cursor: the strongest signal.
     for name, weight in weights.items():
+        found = in_files(name, resolved.names.get(name, ()))
+        if not found and name in via_module:
+            found = in_files(name, [(f, name) for f in via_module[name]])
+        for symbol in found[:MAX_DEFS_PER_NAME]:
+            add(symbol, 3.0 + weight)
+    # (2) Imported names not used near the cursor: a name about to be typed often is one.
+    #     Ranked by how often the file uses them elsewhere (a unigram prior over its imports).
+    unused = [n for n in resolved.names if n not in weights]
+    uses = Counter(_IDENT_RE.findall(text)) if unused else Counter()
+    for name in unused:
+        found = in_files(name, resolved.names[name])
+        if found:
+            add(found[0], 1.5 + IMPORT_USE_WEIGHT * math.log1p(max(0, uses[name] - 1)))
+    # (3) Right after ``alias.``: the members of the module the alias names.
+    owner = _OWNER_AT_CURSOR_RE.search(text, max(0, offset - 80), offset)
+    if owner and owner.group(1) in resolved.modules:
+        for path in resolved.modules[owner.group(1)][:2]:
+            data = view.file(path)
+            for symbol in data.entry.symbols[:MAX_MODULE_MEMBERS] if data else ():
+                if not symbol.container and not symbol.name.startswith("_"):
+                    add(symbol, 2.5)
+    # (4) Other names near the cursor, looked up in the whole workspace.
+    for name, weight in weights.items():
+        if name in resolved.names:
+            continue
         found = [
             s
             for s in view.symbols(name)
@@ -465,6 +706,7 @@ def _definitions(
         ranked = sorted(
             found,
             key=lambda s: (
+                -(s.path in resolved.files),
                 -matched(s),
                 s.kind == "method",
                 -view.recency(s.path),
@@ -473,32 +715,13 @@ def _definitions(
             ),
         )
         for symbol in ranked[:MAX_DEFS_PER_NAME]:
-            data = view.file(symbol.path)
-            if data is None or not allowed(symbol.path):
-                continue
-            members = [
-                s for s in data.entry.symbols if s.container == symbol.name and s is not symbol
-            ]
-            full, compact = _definition_text(symbol, split_lines(data.entry.text), members)
             score = (
                 1.0
                 + weight
-                + (1.0 if name in imported else 0.0)
+                + (1.0 if name in imported or symbol.path in resolved.files else 0.0)
                 + (0.5 if best and matched(symbol) == best else 0.0)
-                + view.recency(symbol.path)
             )
-            out.append(
-                _Candidate(
-                    path=symbol.path,
-                    start=symbol.start_line,
-                    end=symbol.end_line + 1,
-                    text=full,
-                    score=round(score, 4),
-                    source="definition",
-                    symbol=symbol.name,
-                    compact=compact,
-                )
-            )
+            add(symbol, score)
     out.sort(key=lambda c: (-c.score, c.path, c.start, c.symbol))
     return out
 
@@ -519,26 +742,38 @@ def _similar(
         return []
     # Document frequencies are per file (cheap to keep current); scores are per chunk.
     idf: dict[str, float] = {}
+    df_of: dict[str, int] = {}
     for token in query:
         df = len(view.snapshot.postings.get(token, ()))
         if n > 20 and df > n / 2:
             continue  # too common to be worth scanning its postings
         idf[token] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        df_of[token] = df
     if not idf:
         return []
     max_score = sum(idf.values()) * (BM25_K1 + 1)
 
     file_scores: dict[str, float] = {}
+    get = file_scores.get
+    # Files are ranked by their rarer query tokens (a common one adds little to every file and
+    # costs a pass over its postings); the chunks are still scored with all of them.
+    common = n * RANK_DF_SHARE if n > RANK_MIN_FILES else n
     for token, weight in idf.items():
+        if df_of[token] > common:
+            continue
         for path in view.files_with(token):
-            if path != rel:
-                file_scores[path] = file_scores.get(path, 0.0) + weight
+            file_scores[path] = get(path, 0.0) + weight
+    file_scores.pop(rel or "", None)
     ranked_files = sorted(file_scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    candidates = []
+    candidates: list[tuple[FileData, tuple[Counter[str], ...], int]] = []
+    chars = 0
     for path, _ in ranked_files[:MAX_CANDIDATE_FILES]:
+        if chars >= MAX_CANDIDATE_CHARS and len(candidates) >= MIN_CANDIDATE_FILES:
+            break
         data = view.file(path)
         if data is not None and data.entry.chunks and allowed(path):
             candidates.append((data, *CHUNK_STATS.get(data.entry)))
+            chars += len(data.entry.text)
     n_chunks = sum(len(counts) for _, counts, _ in candidates)
     if not n_chunks:
         return []
@@ -548,12 +783,12 @@ def _similar(
         boost = view.recency(data.entry.rel)
         lines: list[str] | None = None
         for i, tf in enumerate(counts):
+            shared = idf.keys() & tf.keys()
+            if not shared:
+                continue
             norm = BM25_K1 * (1.0 - BM25_B + BM25_B * tf.total() / avgdl)
-            score = 0.0
-            for token, weight in idf.items():
-                f = tf.get(token)
-                if f:
-                    score += weight * f * (BM25_K1 + 1) / (f + norm)
+            # fsum: exactly rounded, so the score does not depend on the set's order.
+            score = math.fsum(idf[t] * tf[t] * (BM25_K1 + 1) / (tf[t] + norm) for t in shared)
             score /= max_score
             if score < MIN_SIMILARITY:
                 continue
@@ -608,44 +843,76 @@ def retrieve(
     chosen: list[_Candidate] = []
     ranges: dict[str, list[tuple[int, int]]] = {}
     texts: set[str] = set()
+    costs: dict[int, int] = {}
     used = 0
 
-    def take(candidate: _Candidate, limit: int) -> bool:
+    # A cheap lower bound of the default count rules most candidates out once the budget is
+    # nearly full, without counting them (the count is the costliest step otherwise).
+    bound = _min_token_count if count is default_token_count else None
+
+    def cost(candidate: _Candidate, snippet: str) -> int:
+        return count(f"{candidate.path}\n{snippet}\n")
+
+    def too_big(candidate: _Candidate, snippet: str, room: int) -> bool:
+        if bound is None:
+            return False
+        chars = len(candidate.path) + len(snippet) + 2
+        return bound(chars, snippet.count("\n") + candidate.path.count("\n") + 2) > room
+
+    def take(candidate: _Candidate, snippet: str, limit: int) -> bool:
         nonlocal used
         taken = ranges.get(candidate.path, ())
         if any(candidate.start < end and start < candidate.end for start, end in taken):
             return False
-        for snippet in (candidate.text, candidate.compact):
-            if not snippet.strip() or snippet in texts:
-                continue
-            cost = count(f"{candidate.path}\n{snippet}\n")
-            if used + cost <= limit:
-                used += cost
-                candidate.text = snippet
-                chosen.append(candidate)
-                texts.add(snippet)
-                ranges.setdefault(candidate.path, []).append((candidate.start, candidate.end))
-                return True
-        return False
+        if not snippet.strip() or snippet in texts or too_big(candidate, snippet, limit - used):
+            return False
+        needed = cost(candidate, snippet)
+        if used + needed > limit:
+            return False
+        used += needed
+        candidate.text = snippet
+        chosen.append(candidate)
+        costs[id(candidate)] = needed
+        texts.add(snippet)
+        ranges.setdefault(candidate.path, []).append((candidate.start, candidate.end))
+        return True
 
-    remaining: list[_Candidate] = []
-    n_defs = 0
+    def upgrade(candidate: _Candidate, full: str, limit: int) -> None:
+        """Show a chosen definition's full text instead of its signature, if it fits."""
+        nonlocal used
+        if full == candidate.text or full in texts:
+            return
+        if too_big(candidate, full, limit - used + costs[id(candidate)]):
+            return
+        extra = cost(candidate, full) - costs[id(candidate)]
+        if used + extra <= limit:
+            texts.discard(candidate.text)
+            texts.add(full)
+            candidate.text = full
+            costs[id(candidate)] += extra
+            used += extra
+
+    # Signatures and docs first (many fit), best first; then full bodies, best first, within
+    # the definitions' share; then similar windows; then more full bodies with what is left.
+    def_limit = int(budget * DEFINITION_SHARE)
+    fulls: dict[int, str] = {}
     for candidate in definitions:
-        if n_defs < MAX_DEFINITIONS and take(candidate, int(budget * DEFINITION_SHARE)):
-            n_defs += 1
-        else:
-            remaining.append(candidate)
+        if sum(c.source == "definition" for c in chosen) >= MAX_DEFINITIONS:
+            break
+        full = candidate.text
+        if take(candidate, candidate.compact or full, def_limit):
+            fulls[id(candidate)] = full
+    picked = [c for c in chosen if c.source == "definition"]
+    for candidate in picked:
+        upgrade(candidate, fulls[id(candidate)], def_limit)
     n_similar = 0
     for candidate in similar:
         if n_similar >= MAX_SIMILAR:
             break
-        if take(candidate, budget):
+        if take(candidate, candidate.text, budget):
             n_similar += 1
-    for candidate in remaining:
-        if n_defs >= MAX_DEFINITIONS:
-            break
-        if take(candidate, budget):
-            n_defs += 1
+    for candidate in picked:
+        upgrade(candidate, fulls[id(candidate)], budget)
 
     group = {"definition": 0, "recent": 1, "similar": 1}
     chosen.sort(key=lambda c: (group[c.source], c.path, c.start))

@@ -1,11 +1,15 @@
 """Inline completion as a domain operation: snapshot in, suggestions out.
 
 Used by the LSP handlers and by the one-shot ``lsp-llm complete`` command, so both take the
-same path: completion cache -> retrieval -> prompt -> engine -> post-processing.
+same path: completion cache -> accept-ahead cache -> an in-flight generation to attach to ->
+retrieval -> prompt -> engine -> post-processing. The shape (one line or several) is decided
+before the model runs and is its stop rule. The typing engine's pieces are in
+:mod:`lsp_llm.features.typing`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import logging
@@ -14,16 +18,30 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from lsp_llm.config import Settings
+from lsp_llm.context.retrieve import retrieval_budget
 from lsp_llm.context.types import ContextSnippet
+from lsp_llm.engine.backends.base import TokenizerLike
 from lsp_llm.engine.requests import (
     PRIORITY_COMPLETION,
+    PRIORITY_EXPLAIN,
     CancelToken,
     GenerationRequest,
+    GenerationResult,
 )
-from lsp_llm.engine.worker import Engine
+from lsp_llm.engine.worker import Engine, Event
+from lsp_llm.features.typing import (
+    AdaptiveDebounce,
+    AheadCache,
+    InflightGeneration,
+    SharedCancel,
+    TypingOptions,
+    answer_from,
+    useful_partial,
+)
 from lsp_llm.prompts.budget import PromptBudget
-from lsp_llm.prompts.completion import build_completion_prompt
+from lsp_llm.prompts.completion import CompletionPrompt, build_completion_prompt, repo_name_for
 from lsp_llm.prompts.postprocess import make_stop_predicate, postprocess_completion
+from lsp_llm.prompts.shape import Shape, decide_shape
 from lsp_llm.prompts.templates import TEMPLATES, FimTemplate, detect_family
 from lsp_llm.security import is_secret_path
 
@@ -54,9 +72,14 @@ class Suggestion:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CompletionOutcome:
     suggestions: tuple[Suggestion, ...]
-    source: Literal["model", "cache", "none"]
+    source: Literal["model", "cache", "recycled", "ahead", "none"]
+    """model: a generation started for this request; recycled: a generation already running
+    for an earlier request; ahead: the accept-ahead cache; cache: the completion cache."""
     reason: str = ""
-    """Why there is nothing (not ready, superseded, stale, error...)."""
+    """Why there is nothing (not ready, superseded, stale, error...), or "time budget" when
+    the suggestion is what was ready at the deadline."""
+    shape: str = ""
+    """One line or several, and why (:func:`lsp_llm.prompts.shape.decide_shape`)."""
     spans: dict[str, float] = dataclasses.field(default_factory=dict)
     """Milliseconds: received->prompt, ->first token, ->last token, total."""
     prompt: str = ""
@@ -76,17 +99,94 @@ Retriever = Callable[[DocumentSnapshot, int, int], Sequence[ContextSnippet]]
 """(snapshot, offset, max_tokens) -> snippets from other files."""
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Ask:
+    """One completion request on its way to an answer."""
+
+    snap: DocumentSnapshot
+    offset: int
+    n: int
+    settings: Settings
+    trigger: Trigger
+    retriever: Retriever | None
+    is_current: Callable[[], bool]
+    token: CancelToken
+    t0: float
+    shape: Shape
+
+    @property
+    def prefix(self) -> str:
+        return self.snap.text[: self.offset]
+
+    @property
+    def suffix(self) -> str:
+        return self.snap.text[self.offset :]
+
+
+def completion_prompt(
+    snap: DocumentSnapshot,
+    offset: int,
+    *,
+    settings: Settings,
+    tokenizer: TokenizerLike,
+    template: FimTemplate | None,
+    retriever: Retriever | None = None,
+    prefix_anchor: int | None = None,
+) -> CompletionPrompt:
+    """Retrieval, then the prompt: the one path from a cursor to the text the model sees.
+
+    The server's completions, ``lsp-llm context`` and the retrieval benchmark all call this,
+    so the snippets they report are the ones the prompt holds (``prompt.snippets``).
+    """
+    budget = PromptBudget(
+        # The window holds the prompt and the tokens the model writes after it.
+        total_tokens=max(1, settings.context_window - settings.max_new_tokens),
+        suffix_share=settings.suffix_share,
+        context_share=settings.retrieval_share if settings.retrieval else 0.0,
+    )
+    snippets: Sequence[ContextSnippet] = ()
+    if retriever is not None and settings.retrieval:
+        try:
+            snippets = retriever(snap, offset, retrieval_budget(settings))
+        except Exception:
+            log.exception("retrieval failed; completing without cross-file context")
+    return build_completion_prompt(
+        text=snap.text,
+        offset=offset,
+        path=snap.path,
+        language=snap.language,
+        tokenizer=tokenizer,
+        template=template,
+        budget=budget,
+        snippets=snippets,
+        repo_name=repo_name_for(snap.uri, snap.path),
+        prefix_anchor=prefix_anchor,
+    )
+
+
 class CompletionService:
-    """Completion cache and request plumbing for one LSP session (or one CLI call)."""
+    """Completion caches, in-flight generations and request plumbing for one LSP session (or
+    one CLI call). Lives on the event loop; only the engine's thread runs the model."""
 
     def __init__(self, engine: Engine, session_key: str = "") -> None:
         self.engine = engine
         self.session_key = session_key
         self._cache: dict[str, _CacheEntry] = {}
         self._template_for: tuple[int, FimTemplate | None] | None = None
+        self._prefix_starts: dict[str, int] = {}
+        """uri -> where the last prompt's prefix window started (prompt layout hysteresis)."""
+        self._inflight: dict[str, InflightGeneration] = {}
+        """uri -> the newest generation for that document (running or just finished)."""
+        self._ahead = AheadCache()
+        self.debounce = AdaptiveDebounce()
 
     def forget(self, uri: str) -> None:
         self._cache.pop(uri, None)
+        self._prefix_starts.pop(uri, None)
+        self._ahead.drop(uri)
+        gen = self._inflight.pop(uri, None)
+        if gen is not None and gen.speculative:
+            gen.cancel.cancel("document closed")
 
     def _template(self) -> FimTemplate | None:
         backend = self.engine.backend
@@ -117,6 +217,237 @@ class CompletionService:
                     rests.append(rest)
         return tuple(rests)
 
+    # -- the typing engine -------------------------------------------------------------------
+    def debounce_s(self, settings: Settings, now: float | None = None) -> float:
+        """How long an automatic request waits before it runs (and note the keystroke)."""
+        options = TypingOptions.from_settings(settings)
+        if not options.adaptive_debounce:
+            return options.debounce_ms / 1000
+        self.debounce.max_ms = options.debounce_max_ms
+        self.debounce.keystroke(time.perf_counter() if now is None else now)
+        return self.debounce.delay_ms() / 1000
+
+    def answerable_now(self, snap: DocumentSnapshot, offset: int, settings: Settings) -> bool:
+        """True when a request here needs no new generation (a cache, or one to attach to)."""
+        prefix, suffix = snap.text[:offset], snap.text[offset:]
+        options = TypingOptions.from_settings(settings)
+        if settings.completion_cache and self.from_cache(snap, offset):
+            return True
+        if options.accept_ahead and self._ahead.lookup(snap.uri, prefix, suffix):
+            return True
+        gen = self._inflight.get(snap.uri)
+        return (
+            options.recycle
+            and gen is not None
+            and gen.settings == settings
+            and gen.typed_since(prefix, suffix) is not None
+        )
+
+    def _attachable(
+        self, uri: str, prefix: str, suffix: str, settings: Settings
+    ) -> tuple[InflightGeneration | None, str]:
+        """The running generation a request here can attach to, and what was typed since."""
+        gen = self._inflight.get(uri)
+        if gen is None or gen.settings != settings:
+            return None, ""
+        typed = gen.typed_since(prefix, suffix)
+        return (gen, typed) if typed is not None else (None, "")
+
+    def _start(
+        self,
+        snap: DocumentSnapshot,
+        offset: int,
+        *,
+        settings: Settings,
+        n: int,
+        shape: Shape,
+        retriever: Retriever | None,
+        speculative: bool = False,
+    ) -> tuple[InflightGeneration, CompletionPrompt]:
+        """Build the prompt and submit one generation (superseding this document's older one)."""
+        tokenizer = self.engine.tokenizer
+        assert tokenizer is not None
+        prompt = completion_prompt(
+            snap,
+            offset,
+            settings=settings,
+            tokenizer=tokenizer,
+            template=self._template(),
+            retriever=retriever,
+            prefix_anchor=self._prefix_starts.get(snap.uri),
+        )
+        if not speculative:
+            self._prefix_starts[snap.uri] = prompt.prefix_start
+        prefix, suffix = snap.text[:offset], snap.text[offset:]
+        stops = prompt.stop
+        if shape.multiline:  # several lines even mid-line (``{|}``): no newline stop
+            stops = tuple(s for s in stops if s != "\n")
+        predicate = make_stop_predicate(
+            prefix=prefix, suffix=suffix, language=snap.language, multiline=shape.multiline
+        )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[GenerationResult] = loop.create_future()
+        engine = self.engine
+        holder: list[InflightGeneration] = []
+
+        def should_stop(text: str) -> bool:
+            holder[0].observe(text)
+            if speculative and engine.status.queue_depth:
+                holder[0].cancel.cancel("real work arrived")
+                return True
+            return predicate(text)
+
+        request = GenerationRequest(
+            prompt=prompt.text,
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature if n == 1 else max(settings.temperature, 0.6),
+            top_p=settings.top_p,
+            num_return_sequences=n,
+            stop=stops,
+            should_stop=should_stop,
+            priority=PRIORITY_EXPLAIN if speculative else PRIORITY_COMPLETION,
+            supersede_key=f"{self.session_key}|{snap.uri}",
+            kind="completion",
+            cancel=SharedCancel(),
+        )
+        gen = InflightGeneration(
+            uri=snap.uri,
+            prefix=prefix,
+            suffix=suffix,
+            language=snap.language,
+            multiline=shape.multiline,
+            request=request,
+            future=future,
+            settings=settings,
+            speculative=speculative,
+        )
+        holder.append(gen)
+
+        def deliver(result: GenerationResult) -> None:
+            if not future.done():
+                future.set_result(result)
+                self._finished(gen, result, settings, retriever, snap)
+
+        def sink(event: Event) -> None:
+            if isinstance(event, GenerationResult):
+                try:
+                    loop.call_soon_threadsafe(deliver, event)
+                except RuntimeError:  # the loop is closed: nobody is listening any more
+                    request.cancel.cancel("loop closed")
+
+        for other in self._inflight.values():  # real work: accept-ahead makes way at once
+            if other.speculative and not speculative and not other.future.done():
+                other.cancel.cancel("real work arrived")
+        self._inflight[snap.uri] = gen
+        engine.submit(request, sink)
+        return gen, prompt
+
+    def _finished(
+        self,
+        gen: InflightGeneration,
+        result: GenerationResult,
+        settings: Settings,
+        retriever: Retriever | None,
+        snap: DocumentSnapshot,
+    ) -> None:
+        """On the loop, once per generation, before any request waiting for it resumes."""
+        if self._inflight.get(gen.uri) is gen:
+            del self._inflight[gen.uri]
+        if result.finish_reason in ("cancelled", "error"):
+            return
+        texts = self._texts(result.texts, gen.prefix, gen.suffix, gen.language, gen.multiline)
+        if gen.speculative:
+            self._ahead.put(gen.uri, gen.prefix, gen.suffix, texts)
+            return
+        if texts and settings.completion_cache:
+            self._cache[gen.uri] = _CacheEntry(prefix=gen.prefix, suffix=gen.suffix, texts=texts)
+        options = TypingOptions.from_settings(settings)
+        if (
+            texts
+            and options.accept_ahead
+            and self.session_key  # a one-shot caller (the CLI) has no next request
+            and gen.request.num_return_sequences == 1
+            and not self.engine.status.queue_depth
+            and gen.uri not in self._inflight
+        ):
+            self._speculate(gen, texts[0], settings, retriever, snap)
+
+    def _speculate(
+        self,
+        gen: InflightGeneration,
+        accepted: str,
+        settings: Settings,
+        retriever: Retriever | None,
+        snap: DocumentSnapshot,
+    ) -> None:
+        """Accept-ahead: the completion after ``accepted``, at the lowest priority."""
+        if self.engine.tokenizer is None:
+            return
+        prefix = gen.prefix + accepted
+        ahead = dataclasses.replace(snap, text=prefix + gen.suffix, version=None)
+        try:
+            self._start(
+                ahead,
+                len(prefix),
+                settings=settings,
+                n=1,
+                shape=decide_shape(prefix, gen.suffix, gen.language),
+                retriever=retriever,
+                speculative=True,
+            )
+        except Exception:  # never let speculation break the answer that triggered it
+            log.exception("accept-ahead failed")
+
+    @staticmethod
+    def _texts(
+        raws: Sequence[str], prefix: str, suffix: str, language: str, multiline: bool
+    ) -> tuple[str, ...]:
+        texts: list[str] = []
+        for raw in raws:
+            text = postprocess_completion(
+                raw, prefix=prefix, suffix=suffix, language=language, multiline=multiline
+            )
+            if text and text not in texts:
+                texts.append(text)
+        return tuple(texts)
+
+    def _suggest(self, texts: Sequence[str], n: int) -> tuple[Suggestion, ...]:
+        return tuple(Suggestion(id=f"s{next(_suggestion_ids)}", text=t) for t in texts[:n])
+
+    def _join(self, gen: InflightGeneration, token: CancelToken) -> asyncio.Future[None]:
+        """Attach a request to ``gen``: its ``token`` joins the generation's shared cancel (the
+        generation stops when every request waiting for it is cancelled), and the requests
+        that waited before it are superseded (answered now, without a suggestion)."""
+        for older in gen.waiters:
+            if not older.done():
+                older.set_result(None)
+        superseded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        gen.waiters.append(superseded)
+        gen.cancel.attach(token)
+        return superseded
+
+    async def _wait(
+        self,
+        gen: InflightGeneration,
+        token: CancelToken,
+        superseded: asyncio.Future[None],
+        deadline: float | None,
+    ) -> GenerationResult | Literal["deadline", "superseded"]:
+        """The generation's result, unless a newer request took it over or ``deadline`` came
+        first (the generation keeps running). A task cancelled while waiting leaves."""
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            pending: set[asyncio.Future[object]] = {gen.future, superseded}  # type: ignore[arg-type]
+            await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            gen.cancel.detach(token)
+            if not gen.cancel.members and not gen.future.done():
+                gen.cancel.cancel(token.reason or "consumer gone")
+            raise
+        if gen.future.done():
+            return gen.future.result()
+        return "superseded" if superseded.done() else "deadline"
+
     async def complete(
         self,
         snap: DocumentSnapshot,
@@ -133,64 +464,120 @@ class CompletionService:
             return CompletionOutcome(suggestions=(), source="none", reason="secret file")
         offset = max(0, min(offset, len(snap.text)))
         n = settings.num_suggestions if trigger == "invoked" else 1
+        options = TypingOptions.from_settings(settings)
+        prefix, suffix = snap.text[:offset], snap.text[offset:]
         if settings.completion_cache:
             cached = self.from_cache(snap, offset)
             if cached:
                 return CompletionOutcome(
-                    suggestions=tuple(
-                        Suggestion(id=f"s{next(_suggestion_ids)}", text=t) for t in cached[:n]
-                    ),
+                    suggestions=self._suggest(cached, n),
                     source="cache",
                     spans={"total": (time.perf_counter() - t0) * 1000},
                 )
-        tokenizer = self.engine.tokenizer
-        if tokenizer is None:
+        if options.accept_ahead:
+            ahead = self._ahead.lookup(snap.uri, prefix, suffix)
+            if ahead:
+                return CompletionOutcome(
+                    suggestions=self._suggest(ahead, n),
+                    source="ahead",
+                    spans={"total": (time.perf_counter() - t0) * 1000},
+                )
+        if self.engine.tokenizer is None:
             status = self.engine.status
             return CompletionOutcome(
                 suggestions=(), source="none", reason=f"model {status.state}: {status.message}"
             )
-        budget = PromptBudget(
-            total_tokens=settings.context_window,
-            suffix_share=settings.suffix_share,
-            context_share=settings.retrieval_share if settings.retrieval else 0.0,
-        )
-        snippets: Sequence[ContextSnippet] = ()
-        if retriever is not None and settings.retrieval:
-            try:
-                snippets = retriever(
-                    snap, offset, int(settings.context_window * settings.retrieval_share)
-                )
-            except Exception:
-                log.exception("retrieval failed; completing without cross-file context")
-        template = self._template()
-        prompt = build_completion_prompt(
-            text=snap.text,
+        ask = _Ask(
+            snap=snap,
             offset=offset,
-            path=snap.path,
-            language=snap.language,
-            tokenizer=tokenizer,
-            template=template,
-            budget=budget,
-            snippets=snippets,
+            n=n,
+            settings=settings,
+            trigger=trigger,
+            retriever=retriever,
+            is_current=is_current,
+            token=cancel or CancelToken(),
+            t0=t0,
+            shape=decide_shape(prefix, suffix, snap.language),
         )
+        return await self._generate(ask, recycle=options.recycle and n == 1)
+
+    async def _generate(self, ask: _Ask, *, recycle: bool) -> CompletionOutcome:
+        """Attach to a running generation (recycling) or start one, and answer from it."""
+        gen, typed = (
+            self._attachable(ask.snap.uri, ask.prefix, ask.suffix, ask.settings)
+            if recycle
+            else (None, "")
+        )
+        recycled = gen is not None and gen.request.num_return_sequences == 1
+        prompt: CompletionPrompt | None = None
+        if gen is None or not recycled:
+            gen, prompt = self._start(
+                ask.snap,
+                ask.offset,
+                settings=ask.settings,
+                n=ask.n,
+                shape=ask.shape,
+                retriever=ask.retriever,
+            )
+            typed = ""
         t_prompt = time.perf_counter()
-        request = GenerationRequest(
-            prompt=prompt.text,
-            max_new_tokens=settings.max_new_tokens,
-            temperature=settings.temperature if n == 1 else max(settings.temperature, 0.6),
-            top_p=settings.top_p,
-            num_return_sequences=n,
-            stop=prompt.stop,
-            should_stop=make_stop_predicate(
-                prefix=snap.text[:offset], suffix=snap.text[offset:], language=snap.language
-            ),
-            priority=PRIORITY_COMPLETION,
-            supersede_key=f"{self.session_key}|{snap.uri}",
-            kind="completion",
-            cancel=cancel or CancelToken(),
+        superseded = self._join(gen, ask.token)
+        try:
+            outcome = await self._answer(ask, gen, typed, superseded, recycled)
+        finally:
+            gen.cancel.detach(ask.token)
+        if outcome is None:  # the generation went another way than the user typed
+            return await self._generate(ask, recycle=False)
+        spans = {"prompt": (t_prompt - ask.t0) * 1000, **outcome.spans}
+        if prompt is None:
+            return dataclasses.replace(outcome, spans=spans)
+        return dataclasses.replace(
+            outcome, spans=spans, prompt=prompt.text, snippets=prompt.snippets
         )
-        result = await self.engine.generate(request)
+
+    async def _answer(
+        self,
+        ask: _Ask,
+        gen: InflightGeneration,
+        typed: str,
+        superseded: asyncio.Future[None],
+        recycled: bool,
+    ) -> CompletionOutcome | None:
+        """One request's answer from the generation it waits for (None: it diverged from
+        what the user typed, so this request needs its own)."""
+        options = TypingOptions.from_settings(ask.settings)
+        automatic_line = ask.trigger == "automatic" and ask.n == 1 and not ask.shape.multiline
+        budget = options.time_budget_ms if automatic_line else 0
+        deadline = ask.t0 + budget / 1000 if budget else None
+        source: Literal["model", "recycled"] = "recycled" if recycled else "model"
+        base = {"generation": float(gen.request.id)}
+        result = await self._wait(gen, ask.token, superseded, deadline)
+        if result == "deadline":  # show what is ready, when it is worth showing
+            rest = answer_from(gen.produced, typed)
+            partial = useful_partial(
+                postprocess_completion(
+                    rest or "", prefix=ask.prefix, suffix=ask.suffix,
+                    language=ask.snap.language, multiline=False,
+                )
+            )  # fmt: skip
+            if partial and ask.is_current():
+                return CompletionOutcome(
+                    suggestions=self._suggest([partial], 1),
+                    source=source,
+                    reason="time budget",
+                    shape=ask.shape.reason,
+                    spans={**base, "total": (time.perf_counter() - ask.t0) * 1000},
+                )
+            result = await self._wait(gen, ask.token, superseded, None)
         t_last = time.perf_counter()
+        if result == "superseded" or result == "deadline":
+            return CompletionOutcome(
+                suggestions=(),
+                source="none",
+                reason="superseded",
+                spans={**base, "total": (t_last - ask.t0) * 1000},
+            )
+        request = gen.request
         timings = result.timings
         # The engine's clock: work started at created_at + queued_s (the same perf_counter).
         t_first = (
@@ -199,13 +586,13 @@ class CompletionService:
             else t_last
         )
         spans = {
-            "prompt": (t_prompt - t0) * 1000,
-            "firstToken": (t_first - t0) * 1000,
-            "lastToken": (t_last - t0) * 1000,
-            "total": (t_last - t0) * 1000,
-            "promptTokens": float(result.timings.prompt_tokens),
-            "prefillTokens": float(result.timings.prefill_tokens),
-            "newTokens": float(result.timings.new_tokens),
+            **base,
+            "firstToken": max(0.0, (t_first - ask.t0) * 1000),
+            "lastToken": (t_last - ask.t0) * 1000,
+            "total": (t_last - ask.t0) * 1000,
+            "promptTokens": float(timings.prompt_tokens),
+            "prefillTokens": float(timings.prefill_tokens),
+            "newTokens": float(timings.new_tokens),
         }
         if result.finish_reason == "error":
             return CompletionOutcome(
@@ -215,26 +602,20 @@ class CompletionService:
             return CompletionOutcome(
                 suggestions=(),
                 source="none",
-                reason=request.cancel.reason or "cancelled",
+                reason=ask.token.reason or request.cancel.reason or "cancelled",
                 spans=spans,
             )
-        if not is_current():
+        if not ask.is_current():
             return CompletionOutcome(suggestions=(), source="none", reason="stale", spans=spans)
-        texts: list[str] = []
-        for raw in result.texts:
-            text = postprocess_completion(
-                raw, prefix=snap.text[:offset], suffix=snap.text[offset:], language=snap.language
-            )
-            if text and text not in texts:
-                texts.append(text)
-        if texts and settings.completion_cache:
-            self._cache[snap.uri] = _CacheEntry(
-                prefix=snap.text[:offset], suffix=snap.text[offset:], texts=tuple(texts)
-            )
+        raws = [r for r in (answer_from(raw, typed) for raw in result.texts) if r is not None]
+        if recycled and not raws:
+            return None
+        texts = self._texts(raws, ask.prefix, ask.suffix, ask.snap.language, ask.shape.multiline)
+        if not recycled and options.adaptive_debounce:
+            self.debounce.response((t_last - ask.t0) * 1000)
         return CompletionOutcome(
-            suggestions=tuple(Suggestion(id=f"s{next(_suggestion_ids)}", text=t) for t in texts),
-            source="model",
+            suggestions=self._suggest(texts, ask.n),
+            source=source,
+            shape=ask.shape.reason,
             spans=spans,
-            prompt=prompt.text,
-            snippets=prompt.snippets,
         )

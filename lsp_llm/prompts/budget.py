@@ -3,6 +3,13 @@
 Every function returns text whose ``encode()`` length is within the limit it was given:
 tokenizers are not additive across a cut, so each result is measured and shrunk if needed.
 Inputs are cut by characters first, so a 20 MB document costs one small encode.
+
+The layout is chosen for the model's KV cache as much as for the budget. Consecutive prompts of
+a typing session should share as much as possible: the prefix window's start stays put while
+the user types and moves forward in coarse, line-aligned steps (:func:`prefix_window_start`);
+the suffix is capped by lines and never grows into room a short prefix leaves unused (it would
+slide with every keystroke, and in a PSM prompt everything after the cursor is recomputed by a
+plain prefix cache anyway).
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ MIN_SNIPPET_TOKENS = 8
 """Stop packing snippets once less than this much room is left."""
 MAX_TOKEN_CHARS = 64
 """No real token is longer than this; a longer snippet cannot fit in fewer tokens."""
+PREFIX_STEP_FRACTION = 8
+"""The prefix window's start moves in steps of about 1/PREFIX_STEP_FRACTION of its length."""
+MIN_PREFIX_STEP_CHARS = 64
+"""The smallest step (characters) of the prefix window's start."""
 _MAX_SHRINK_STEPS = 16
 
 
@@ -33,6 +44,8 @@ class PromptBudget:
     """Up to this share goes to text after the cursor (FIM prompts only)."""
     context_share: float = 0.3
     """Up to this share goes to snippets from other files."""
+    suffix_max_lines: int = 64
+    """At most this many lines after the cursor (FIM prompts; llama.vim shows 64 too)."""
 
 
 def count_tokens(text: str, tokenizer: TokenizerLike) -> int:
@@ -121,6 +134,80 @@ def _fit_prefix(prefix: str, tokenizer: TokenizerLike, max_tokens: int) -> Count
         if 0 <= newline < len(candidate) // LINE_SNAP_FRACTION:
             candidate = candidate[newline + 1 :]
     return _shrink_keep_end(candidate, tokenizer, max_tokens)
+
+
+def prefix_step(window_chars: int) -> int:
+    """The step (characters, a power of two) by which a prefix window of this size moves."""
+    step = MIN_PREFIX_STEP_CHARS
+    while step * 2 <= window_chars // PREFIX_STEP_FRACTION:
+        step *= 2
+    return step
+
+
+def prefix_window_start(prefix: str, min_start: int, anchor: int | None = None) -> int:
+    """Where the prefix window starts, given ``min_start``: the earliest start that fits.
+
+    Pure and stable: the start is the first line start at or after the next multiple of
+    :func:`prefix_step` (counted from the top of the document, so typing at the cursor does
+    not move it), unless that line is longer than a step. While the user types, ``min_start``
+    creeps forward a token at a time but the window start stays on its grid point until
+    ``min_start`` passes it, then jumps a whole step: one full recomputation per step of typed
+    text instead of one per keystroke. ``anchor`` (the previous prompt's window start, if the
+    caller keeps it) adds hysteresis: it is kept while it still fits, is a line start, and is
+    less than two steps past ``min_start`` (so deleting text does not move the window back).
+    """
+    if min_start <= 0:
+        return 0
+    step = prefix_step(len(prefix) - min_start)
+    if (
+        anchor is not None
+        and min_start <= anchor <= min(len(prefix), min_start + 2 * step)
+        and (anchor == 0 or prefix[anchor - 1] == "\n")
+    ):
+        return anchor
+    grid = -(-min_start // step) * step
+    if grid >= len(prefix) or prefix[grid - 1] == "\n":
+        return min(grid, len(prefix))
+    newline = prefix.find("\n", grid, grid + step)
+    return newline + 1 if newline >= 0 else grid
+
+
+def fit_prefix_window(
+    prefix: str, tokenizer: TokenizerLike, max_tokens: int, anchor: int | None = None
+) -> tuple[str, int]:
+    """A tail of ``prefix`` within ``max_tokens`` whose start moves in coarse steps.
+
+    Returns the text and its start in ``prefix``. See :func:`prefix_window_start`.
+    """
+    fitted, _ = _fit_prefix_window(prefix, tokenizer, max_tokens, anchor, measure=True)
+    return fitted, len(prefix) - len(fitted)
+
+
+def _fit_prefix_window(
+    prefix: str, tokenizer: TokenizerLike, max_tokens: int, anchor: int | None, *, measure: bool
+) -> Counted:
+    fitted = _fit_prefix(prefix, tokenizer, max_tokens)
+    if len(fitted[0]) == len(prefix) or not fitted[0]:
+        return fitted
+    min_start = len(prefix) - len(fitted[0])
+    start = prefix_window_start(prefix, min_start, anchor)
+    if start == min_start:
+        return fitted
+    if measure:
+        return _shrink_keep_end(prefix[start:], tokenizer, max_tokens)
+    # A line-aligned tail of a text that fits: fit_completion skips measuring it again (one
+    # encode less per keystroke); its callers measure the rendered prompt anyway.
+    return prefix[start:], None
+
+
+def first_lines(text: str, max_lines: int) -> str:
+    """``text`` up to and including its ``max_lines``-th newline."""
+    end = -1
+    for _ in range(max_lines):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            return text
+    return text[: end + 1]
 
 
 def fit_suffix(suffix: str, tokenizer: TokenizerLike, max_tokens: int) -> str:
@@ -222,29 +309,32 @@ def fit_completion(
     *,
     overhead_fn: OverheadFn | None = None,
     reserve_tokens: int = 0,
+    prefix_anchor: int | None = None,
 ) -> tuple[str, str, list[ContextSnippet]]:
     """Share ``budget`` (less ``reserve_tokens`` for the template) among the three parts.
 
-    The suffix gets up to ``suffix_share`` (nothing without FIM), snippets up to
-    ``context_share``, the prefix the rest. When the whole prefix fits (cursor near the top
-    of the file), the room it leaves goes to the suffix.
-    The parts are measured separately; callers that render them should measure the result.
+    The suffix gets up to ``suffix_share`` and ``suffix_max_lines`` (nothing without FIM),
+    snippets up to ``context_share``, the prefix the rest, in a window whose start moves in
+    coarse steps (:func:`prefix_window_start`; ``prefix_anchor`` is the previous start, if
+    known). Room a short prefix leaves is not given to the suffix: the prompt stays short and
+    the suffix's end does not move with every keystroke.
+    The parts are measured separately (the prefix window's tail after a step is not measured
+    again: it is a line-aligned tail of a text that fits); callers that render them must
+    measure the result.
     """
     total = max(0, budget.total_tokens - reserve_tokens)
     suffix_max = int(total * budget.suffix_share) if fim else 0
     context_max = int(total * budget.context_share)
 
+    if fim and budget.suffix_max_lines >= 0:
+        suffix = first_lines(suffix, budget.suffix_max_lines)
     suffix_fit = _fit_suffix(suffix, tokenizer, suffix_max)
     fitted_suffix = suffix_fit[0]
     suffix_used = _measured(suffix_fit, tokenizer)
     chosen, context_used = _pack(snippets, tokenizer, context_max, overhead_fn)
 
     prefix_max = total - suffix_used - context_used
-    prefix_fit = _fit_prefix(prefix, tokenizer, prefix_max)
-    fitted_prefix = prefix_fit[0]
-
-    if fim and len(fitted_prefix) == len(prefix) and len(fitted_suffix) < len(suffix):
-        leftover = prefix_max - _measured(prefix_fit, tokenizer)
-        if leftover > 0:
-            fitted_suffix = fit_suffix(suffix, tokenizer, suffix_used + leftover)
+    fitted_prefix = _fit_prefix_window(prefix, tokenizer, prefix_max, prefix_anchor, measure=False)[
+        0
+    ]
     return fitted_prefix, fitted_suffix, [snippet for snippet, _ in chosen]

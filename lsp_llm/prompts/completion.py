@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 from collections.abc import Sequence
+from urllib.parse import unquote, urlsplit
 
 from lsp_llm.context.types import ContextSnippet
 from lsp_llm.engine.backends.base import TokenizerLike
@@ -38,6 +39,8 @@ class CompletionPrompt:
     template: FimTemplate | None
     stop: tuple[str, ...]
     prompt_tokens: int
+    prefix_start: int = 0
+    """Where ``prefix`` starts in the document (pass it back as ``prefix_anchor``)."""
 
 
 _EXTENSIONS: dict[str, str] = {
@@ -125,6 +128,22 @@ def language_from_path(path: str) -> str:
     return _EXTENSIONS.get(ext, "plaintext")
 
 
+def repo_name_for(uri: str, path: str) -> str:
+    """The name of the workspace folder a document is in, for ``<repo_name>``-style prompts.
+
+    ``path`` is the document's workspace-relative label; the folder is what is left of the
+    ``file:`` URI's path without it ("" for other schemes or when they do not line up).
+    """
+    parts = urlsplit(uri)
+    label = path.replace("\\", "/").strip("/")
+    if parts.scheme != "file" or not label:
+        return ""
+    full = unquote(parts.path)
+    if not full.endswith("/" + label):
+        return ""
+    return posixpath.basename(full[: -len(label) - 1].rstrip("/"))
+
+
 _PYTHON_TOP_LEVEL_STOPS = ("\ndef ", "\nclass ", "\nasync def ", "\n@", "\nif __name__")
 
 
@@ -164,8 +183,14 @@ def build_completion_prompt(
     budget: PromptBudget,
     snippets: Sequence[ContextSnippet] = (),
     repo_name: str = "",
+    prefix_anchor: int | None = None,
 ) -> CompletionPrompt:
     """Slice ``text`` at ``offset`` (a str index), fit the budget, and render the prompt.
+
+    The layout runs from least to most volatile (repository name, other files' snippets, the
+    current file's path, its prefix, then the suffix), and the prefix window's start moves in
+    coarse steps (``prefix_anchor``: the previous prompt's ``prefix_start`` for this document,
+    if the caller keeps it), so consecutive prompts share a long common prefix.
 
     The rendered prompt is measured; if the parts' separate counts did not add up, the prefix
     (then snippets, then the suffix) shrinks until it fits ``budget.total_tokens``. Only a
@@ -208,6 +233,7 @@ def build_completion_prompt(
         fim,
         overhead_fn=overhead,
         reserve_tokens=reserve,
+        prefix_anchor=prefix_anchor,
     )
 
     prompt = render(fitted_prefix, fitted_suffix, chosen)
@@ -235,4 +261,5 @@ def build_completion_prompt(
         template=template,
         stop=completion_stops(template, prefix=prefix, suffix=suffix, language=language),
         prompt_tokens=used,
+        prefix_start=offset - len(fitted_prefix),
     )

@@ -11,7 +11,17 @@ Rules, in order (:func:`postprocess_completion`):
    closers / ``;`` / ``,`` right after it and cut the rest.
 4. Drop a tail that repeats the start of the suffix (characters, or whole lines), unless
    that would unbalance the completion's own brackets.
-5. Strip trailing whitespace; whitespace-only becomes "".
+5. Repetition (several lines only): drop a line that repeats the line before it (the first
+   line: the code line above a blank cursor line), and cut at the first line that re-types the
+   next code line after the cursor.
+6. Mid-line: cut where the completion starts re-typing the rest of the cursor's line.
+7. Strip trailing whitespace; whitespace-only becomes "".
+
+``multiline`` (the shape decided before generation, :mod:`lsp_llm.prompts.shape`) overrides
+rule 2: False keeps one line wherever the cursor is (at the end of a non-blank line that line
+may be the next one: a leading newline is kept; on a blank line leading blank lines and the
+indentation are dropped; mid-line never a leading newline); True keeps several lines even
+mid-line (``{|}``). None: rule 2 as written.
 
 :func:`make_stop_predicate` finds the same cut points on the text generated so far and says
 True only once a cut is certain, so stopping early never changes the post-processed result.
@@ -261,9 +271,13 @@ class _Context:
     cursor_line_blank: bool
     suffix_head: str
     """The suffix after leading whitespace (a few characters)."""
+    single: bool = False
+    """Keep one line (mid-line, or the shape decided so)."""
+    shaped: bool = False
+    """``single`` comes from a shape decision (leading newlines handled, not just cut)."""
 
 
-def _context(prefix: str, suffix: str, language: str) -> _Context:
+def _context(prefix: str, suffix: str, language: str, multiline: bool | None = None) -> _Context:
     lang = normalize_language(language)
     syntax = _SYNTAX.get(lang, _DEFAULT_SYNTAX)
     line_start = prefix.rfind("\n") + 1
@@ -304,7 +318,14 @@ def _context(prefix: str, suffix: str, language: str) -> _Context:
         cursor_col=_width(cursor_line) if blank else 0,
         cursor_line_blank=blank,
         suffix_head=suffix[start : start + 8],
+        single=mid_line if multiline is None else not multiline,
+        shaped=multiline is False,
     )
+
+
+def lexer_mode_at(prefix: str, language: str) -> str | None:
+    """Inside a string or comment at the end of ``prefix``: its delimiter / kind; else None."""
+    return _context(prefix, "", language).mode
 
 
 def block_indent(prefix: str, language: str) -> int:
@@ -440,6 +461,92 @@ def _drop_line_overlap(text: str, suffix: str, ctx: _Context) -> str:
     return text
 
 
+def _line_start(text: str) -> int:
+    return text.rfind("\n") + 1
+
+
+def _worth_comparing(line: str) -> bool:
+    """A line whose repetition is a model loop, not code (``}``, ``end``, ``)`` repeat)."""
+    return len(line) >= 3 and any(c.isalnum() for c in line)
+
+
+def _drop_repeated_lines(text: str, prefix: str, ctx: _Context) -> str:
+    """Drop lines equal to the (non-blank) line right before them."""
+    lines = text.split("\n")
+    previous: str | None = None
+    if ctx.cursor_line_blank:
+        above = _previous_nonblank_line(prefix, prefix.rfind("\n") + 1)
+        previous = above.strip() if above else None
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        core = line.strip()
+        if not core:
+            kept.append(line)
+            continue
+        if (i > 0 or ctx.cursor_line_blank) and core == previous and _worth_comparing(core):
+            continue
+        if i > 0 and not kept:  # the first line went: this one now starts at the cursor
+            line = line[
+                min(len(line) - len(line.lstrip(" \t")), len(prefix) - _line_start(prefix)) :
+            ]
+        kept.append(line)
+        previous = core
+    if len(kept) == len(lines):
+        return text
+    result = "\n".join(kept)
+    if ctx.brackets and _open_brackets(result, ctx) != _open_brackets(text, ctx):
+        return text
+    return result
+
+
+def _cut_at_suffix_retype(text: str, suffix: str, ctx: _Context) -> str:
+    """Cut at the first line that re-types the next code line after the cursor."""
+    wanted = _suffix_lines(suffix, 1)
+    if not wanted or not _worth_comparing(wanted[0]):
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if i == 0 and not ctx.cursor_line_blank:
+            continue
+        if line.strip() == wanted[0]:
+            kept = "\n".join(lines[:i])
+            if not ctx.brackets or _open_brackets(kept, ctx) in (0, _open_brackets(text, ctx)):
+                return kept
+            return text
+    return text
+
+
+def _cut_at_line_retype(text: str, suffix: str, ctx: _Context) -> str:
+    """Mid-line: cut where the completion re-types the rest of the cursor's line."""
+    newline = suffix.find("\n")
+    rest = (suffix if newline < 0 else suffix[:newline]).strip()
+    if not _overlap_worth_dropping(rest):
+        return text
+    at = text.find(rest)
+    if at < 0:
+        return text
+    kept = text[:at]
+    if ctx.brackets and _open_brackets(kept, ctx) != _open_brackets(text[: at + len(rest)], ctx):
+        return text
+    return kept
+
+
+def _one_line(text: str, ctx: _Context) -> str:
+    """The single line a shaped completion keeps (see the module docstring)."""
+    if ctx.mid_line or not ctx.shaped:
+        newline = text.find("\n")
+        return text if newline < 0 else text[:newline]
+    lines = text.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return ""
+    if first == 0:
+        return lines[0]
+    if ctx.cursor_line_blank:
+        return lines[first].lstrip(" \t")
+    return "\n" + lines[first]
+
+
 def _finish(text: str, suffix: str, ctx: _Context) -> str:
     if not text.strip():
         return ""
@@ -448,41 +555,58 @@ def _finish(text: str, suffix: str, ctx: _Context) -> str:
     return text.rstrip(" \t\r") if suffix[:1] in (" ", "\t") else text.rstrip("\r")
 
 
-def _process(text: str, suffix: str, ctx: _Context) -> str:
+def _process(text: str, suffix: str, ctx: _Context, prefix: str) -> str:
     leak = _leak_index(text)
     if leak is not None:
         text = text[:leak]
-    if ctx.mid_line:
-        newline = text.find("\n")
-        if newline >= 0:
-            text = text[:newline]
+    if ctx.single:
+        text = _one_line(text, ctx)
     cut = _block_end(text, ctx)
     if cut is not None:
         text = text[: cut[0]]
     if text.strip():
+        if ctx.mid_line:
+            text = _cut_at_line_retype(text, suffix, ctx)
         text = _drop_char_overlap(text, suffix, ctx)
         if not ctx.mid_line:
             text = _drop_line_overlap(text, suffix, ctx)
+        if not ctx.single or ctx.cursor_line_blank:
+            text = _cut_at_suffix_retype(text, suffix, ctx)
+        if (not ctx.single and "\n" in text) or ctx.cursor_line_blank:
+            text = _drop_repeated_lines(text, prefix, ctx)
     return _finish(text, suffix, ctx)
 
 
-def postprocess_completion(text: str, *, prefix: str, suffix: str, language: str) -> str:
+def postprocess_completion(
+    text: str, *, prefix: str, suffix: str, language: str, multiline: bool | None = None
+) -> str:
     """The text to insert at the cursor, given the raw model output and the cursor context.
 
     ``prefix`` / ``suffix`` are the document before / after the cursor (the full text, or at
-    least the lines around the cursor).
+    least the lines around the cursor). ``multiline``: the shape decided before generation
+    (None: one line mid-line, several elsewhere).
     """
-    return _process(text, suffix, _context(prefix, suffix, language))
+    return _process(text, suffix, _context(prefix, suffix, language, multiline), prefix)
 
 
-def make_stop_predicate(*, prefix: str, suffix: str, language: str) -> Callable[[str], bool]:
+def _single_line_done(generated: str, ctx: _Context) -> bool:
+    if not ctx.shaped or ctx.mid_line:
+        return "\n" in generated
+    # Leading blank lines do not count: the one line may start on the next line.
+    content = generated.lstrip(" \t\r\n")
+    return "\n" in content
+
+
+def make_stop_predicate(
+    *, prefix: str, suffix: str, language: str, multiline: bool | None = None
+) -> Callable[[str], bool]:
     """A predicate on the text generated so far: True once the rest would be cut anyway."""
-    ctx = _context(prefix, suffix, language)
+    ctx = _context(prefix, suffix, language, multiline)
 
     def should_stop(generated: str) -> bool:
         if _leak_index(generated) is not None:
             return True
-        if ctx.mid_line and "\n" in generated:
+        if ctx.single and _single_line_done(generated, ctx):
             return True
         cut = _block_end(generated, ctx)
         return cut is not None and cut[1]

@@ -1,7 +1,13 @@
 """Fill-in-the-middle formats as data, family detection, and prompt rendering.
 
-Pure functions: no torch, no LSP types. The rendered prompt puts stable context first (other
-files' snippets, then the current path) so consecutive prompts share a long common prefix.
+Pure functions: no torch, no LSP types. The rendered prompt runs from the least to the most
+volatile part, so consecutive prompts of a typing session share a long common prefix (what a
+KV cache reuses): repository name, other files' snippets, the current path, the prefix up to
+the cursor's line, the suffix, and last the cursor line's text before the cursor. In a PSM
+format that last piece goes after the middle token, as the start of the middle the model
+continues (llama.cpp's ``/infill`` and llama.vim do the same): typing on a line then only
+appends to the prompt, where a plain ``prefix-tok prefix suffix-tok suffix middle-tok`` prompt
+changes in the middle and a prefix cache recomputes the whole suffix on every keystroke.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ class FimTemplate:
     ``order`` "psm" renders ``prefix-tok prefix suffix-tok suffix middle-tok``; "spm" renders
     ``suffix-tok suffix prefix-tok prefix middle-tok``. ``file_sep`` (and ``repo_name``), when
     set, enable the repository-level format for snippets from other files. ``bos`` is prepended
-    verbatim; it is empty everywhere because tokenizers add their own BOS.
+    verbatim; it is empty everywhere because tokenizers add their own BOS. ``line_in_middle``
+    (PSM only) renders the cursor line's text before the cursor after the middle token instead
+    of at the end of the prefix (see the module docstring).
     """
 
     family: str
@@ -32,6 +40,7 @@ class FimTemplate:
     file_sep: str | None = None
     repo_name: str | None = None
     bos: str = ""
+    line_in_middle: bool = True
 
 
 TEMPLATES: dict[str, FimTemplate] = {
@@ -305,6 +314,12 @@ def render_snippet(template: FimTemplate | None, snippet: ContextSnippet, langua
     return render_snippet_comment(snippet, language)
 
 
+def split_cursor_line(prefix: str) -> tuple[str, str]:
+    """(the prefix up to the start of the cursor's line, the line's text before the cursor)."""
+    start = prefix.rfind("\n") + 1
+    return prefix[:start], prefix[start:]
+
+
 def render_completion_prompt(
     template: FimTemplate | None,
     *,
@@ -320,6 +335,9 @@ def render_completion_prompt(
         context = "".join(render_snippet_comment(s, language) for s in snippets)
         return f"{context}{comment_prefix(language)} Path: {path}\n{prefix}"
 
+    line = ""
+    if template.order == "psm" and template.line_in_middle:
+        prefix, line = split_cursor_line(prefix)
     if template.file_sep:
         head = ""
         if template.repo_name and repo_name:
@@ -339,5 +357,5 @@ def render_completion_prompt(
     if template.order == "spm":
         fim = f"{template.suffix}{suffix}{template.prefix}{body_prefix}{template.middle}"
     else:
-        fim = f"{template.prefix}{body_prefix}{template.suffix}{suffix}{template.middle}"
+        fim = f"{template.prefix}{body_prefix}{template.suffix}{suffix}{template.middle}{line}"
     return f"{template.bos}{head}{fim}"

@@ -11,7 +11,7 @@ from lsprotocol import types
 from lsp_llm.errors import RequestFailed
 from lsp_llm.features.completion import CompletionOutcome, Trigger
 from lsp_llm.server.app import LlmServer
-from lsp_llm.server.documents import offset_at, snapshot, workspace_roots
+from lsp_llm.server.documents import offset_at, open_document, snapshot, workspace_roots
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +23,29 @@ async def run_completion(
     ls: LlmServer, uri: str, position: types.Position, trigger: Trigger
 ) -> tuple[CompletionOutcome | None, int]:
     """Shared body of both completion methods. Returns (outcome, offset)."""
-    doc = ls.workspace.text_documents.get(uri)
+    doc = open_document(ls.workspace, uri)
     if doc is None:
         return None, 0
     settings = ls.settings
     seq = ls.request_seq.get(uri, 0) + 1
     ls.request_seq[uri] = seq
-    if settings.debounce_ms and trigger == "automatic":
-        await asyncio.sleep(settings.debounce_ms / 1000)
-        if ls.request_seq.get(uri) != seq:
-            return None, 0  # a newer request for this document superseded this one
-    snap = snapshot(doc, workspace_roots(ls.workspace))
+    roots = workspace_roots(ls.workspace)
+    snap = snapshot(doc, roots)
     offset = offset_at(doc, position)
+    if trigger == "automatic":
+        delay = ls.completions.debounce_s(settings)
+        if delay > 0 and (
+            settings.adaptive_debounce == "off"
+            or not ls.completions.answerable_now(snap, offset, settings)
+        ):
+            await asyncio.sleep(delay)
+            if ls.request_seq.get(uri) != seq:
+                return None, 0  # a newer request for this document superseded this one
+            snap = snapshot(doc, roots)
+            offset = offset_at(doc, position)
 
     def is_current() -> bool:
-        live = ls.workspace.text_documents.get(uri)
+        live = open_document(ls.workspace, uri)
         return live is not None and live.version == snap.version
 
     workspaces = ls.shared.workspaces
@@ -124,10 +132,11 @@ def register(server: LlmServer) -> None:
         )
         items = []
         for rank, s in enumerate(outcome.suggestions):
-            first = s.text.strip().splitlines()[0] if s.text.strip() else s.text
             items.append(
                 types.CompletionItem(
-                    label=(word_text + first)[:80],
+                    # The label is exactly the inserted text: clients that insert the label
+                    # (Emacs' completion-at-point, Sublime without textEdit) insert it right.
+                    label=word_text + s.text,
                     kind=types.CompletionItemKind.Snippet,
                     detail="lsp-llm",
                     documentation=types.MarkupContent(

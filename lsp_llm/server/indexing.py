@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from lsprotocol import types
 
 from lsp_llm.config import Settings, cache_dir
 from lsp_llm.context.index import WorkspaceIndex
+from lsp_llm.context.stable import StableContexts, region_of
 from lsp_llm.context.types import ContextSnippet
 from lsp_llm.context.watch import STARTING, STOPPED, WATCHING, WatchStopped
 from lsp_llm.features.completion import DocumentSnapshot, Retriever
@@ -72,6 +74,8 @@ class Workspaces:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pending_overlay: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
+        self.stable = StableContexts()
+        """Per document: the snippets of the cursor's region (:mod:`lsp_llm.context.stable`)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -277,7 +281,15 @@ class Workspaces:
             index = self.index_for(Path(path))
             if index is None:
                 return []
-            return index.retrieve(Path(path), snap.text, offset, budget=budget)
+            # The same snippets while the cursor stays in one region (stable prompt head).
+            return self.stable.get(
+                snap.uri,
+                region_of(snap.text, offset, snap.path),
+                now=time.monotonic(),
+                budget=budget,
+                digest_of=index.digest,
+                compute=lambda: index.retrieve(Path(path), snap.text, offset, budget=budget),
+            ).snippets
 
         return retrieve
 
@@ -329,6 +341,7 @@ class Workspaces:
             task.add_done_callback(_log_failure)
 
     def document_closed(self, uri: str) -> None:
+        self.stable.forget(uri)
         pending = self._pending_overlay.pop(uri, None)
         if pending is not None:
             pending.cancel()

@@ -60,6 +60,15 @@ def test_quick_suite_writes_every_figure(tmp_path: Path, cache_home: Path) -> No
     assert _finite_positive(ty["p50_speedup_on_vs_off"])
     assert ty["burst"]["answered"] == ty["burst"]["requests"]
 
+    fim = report["suites"]["fim"]
+    for backend in ("transformers", "llamacpp"):
+        for where in ("top", "middle"):
+            rep = fim["runs"][backend][where]
+            assert rep["on"]["model_requests"] > 0, (backend, where)
+            assert 0 <= rep["on"]["mean_prefill_share"] < rep["off"]["mean_prefill_share"]
+            assert 0 <= rep["exact_match_on_vs_off"] <= 1
+            assert _finite_positive(rep["p50_ratio_off_vs_on"])
+
     ca = report["suites"]["cancel"]
     assert ca["answered_exactly_once"] == ca["cancels"]
     assert ca["step_ms"] > 0 and ca["cancel_to_idle_steps"]["n"] > 0

@@ -102,6 +102,20 @@ def test_budget_is_respected_for_any_budget() -> None:
             assert used <= budget
 
 
+def test_skipping_candidates_that_cannot_fit_changes_nothing() -> None:
+    """With the default count, candidates too big for what is left are ruled out by a bound
+    before they are counted: the snippets are the same as when every one is counted."""
+    snap = snapshot(FILES)
+
+    def counted(text: str) -> int:  # the same count, but not recognised: nothing skipped
+        return default_token_count(text)
+
+    for budget in range(0, 400, 7):
+        fast = retrieve(snap, "table.py", CURRENT, len(CURRENT), budget=budget)
+        slow = retrieve(snap, "table.py", CURRENT, len(CURRENT), budget=budget, count=counted)
+        assert fast == slow
+
+
 def test_small_budget_uses_compact_definitions() -> None:
     snap = snapshot(
         {
@@ -115,7 +129,7 @@ def test_small_budget_uses_compact_definitions() -> None:
     assert "    ..." in full[0].text  # long bodies are outlined, never pasted whole
     assert len(full[0].text.splitlines()) <= 12
     small = retrieve(snap, "cur.py", text, len(text), budget=120, count=len)
-    assert [s.text for s in small] == ["def enormous(a, b):\nDoes a lot."]
+    assert [s.text for s in small] == ["def enormous(a, b):\n    Does a lot."]
 
 
 def test_class_outline_lists_members() -> None:

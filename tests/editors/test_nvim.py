@@ -9,6 +9,9 @@ to JSON. The server is this checkout's `lsp_llm` with the tiny random-weight mod
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -103,10 +106,21 @@ def test_inline_completion_ghost_text_and_accept(
     assert "".join(after[1:]).strip(), after
     inserted = "\n".join(after[1 : len(after) - (len(before) - 2)])
     first_ghost_line = result["ghost_text"].split("\n")[0].strip()
-    assert first_ghost_line in inserted, (result["ghost_text"], after)
+    # Neovim draws control characters in virtual text as ^X.
+    shown = re.sub(r"[\x00-\x08\x0b-\x1f]", lambda m: "^" + chr(ord(m.group()) + 64), inserted)
+    assert first_ghost_line in shown, (result["ghost_text"], after)
     # The item's command told the server the suggestion was accepted.
     commands = [e["data"].get("command") for e in _events(result, "request")]
     assert "lspLlm.didAccept" in commands, result["events"]
+    # The ghost text is drawn in a colour unlike normal text both with 'termguicolors'
+    # (fg) and without it (ctermfg): the stock ComplHint -> NonText had no cterm colour,
+    # so in a 256-colour terminal the suggestion looked like real code.
+    normal = result["normal_hl"]
+    assert result["ghost_hl"], "no highlight group on the ghost text"
+    for group, hl in result["ghost_hl"].items():
+        assert hl.get("ctermfg") is not None, (group, hl)
+        assert hl.get("ctermfg") != normal.get("ctermfg"), (group, hl, normal)
+        assert hl.get("fg") is not None and hl.get("fg") != normal.get("fg"), (group, hl, normal)
 
 
 def test_explain_streams_into_float_and_q_cancels(
@@ -151,3 +165,33 @@ def test_docstring_command_edits_buffer(
     added = after[1 : len(after) - len(before) + 1]
     assert all(line.startswith("    ") or not line.strip() for line in added), added
     assert added[0].strip().startswith(('"""', "'''", 'r"""')), added
+
+
+def _messages_scenario(nvim_bin: str, env: dict[str, str], workspace: Path) -> str:
+    env = {**env, "LSP_LLM_TEST_WAIT": "20000"}
+    result = run_scenario(nvim_bin, env, workspace, "messages", "x = 1\n")
+    messages: str = result["messages"]
+    return messages
+
+
+def test_missing_server_is_reported_with_the_fix(
+    nvim_bin: str, editor_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**editor_env, "PATH": "/usr/bin:/bin"}  # no lsp-llm anywhere
+    messages = _messages_scenario(nvim_bin, env, tmp_path / "ws")
+    assert 'lsp-llm: the server command "lsp-llm" is not executable' in messages, messages
+    assert "pip install lsp-llm" in messages and "cmd = {" in messages, messages
+
+
+def test_server_that_exits_is_reported(
+    nvim_bin: str, editor_env: dict[str, str], tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "broken-bin"
+    bin_dir.mkdir()
+    script = bin_dir / "lsp-llm"
+    script.write_text("#!/bin/sh\necho 'no model here' >&2\nexit 3\n", encoding="utf-8")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    env = {**editor_env, "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin"}
+    messages = _messages_scenario(nvim_bin, env, tmp_path / "ws")
+    assert "lsp-llm: the server exited (code 3, signal 0)" in messages, messages
+    assert "lsp-llm serve" in messages, messages

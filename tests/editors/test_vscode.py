@@ -139,3 +139,103 @@ def test_vscode_protocol_session(
     assert result["inline"], result
     assert result["explain"]["chunks"] >= 1
     assert result["explain"]["final"]["text"].strip()
+
+
+def test_manifest_settings_work_in_remote_windows_and_bundle() -> None:
+    manifest = _manifest()
+    props = manifest["contributes"]["configuration"]["properties"]
+    # `machine` / `machine-overridable` settings are not read from User settings in a
+    # remote window (Remote-SSH, WSL, code-server): the server settings must not be.
+    for key in ("lspLlm.server.command", "lspLlm.server.args", "lspLlm.server.tcp"):
+        assert props[key].get("scope") not in ("machine", "machine-overridable"), key
+    restricted = manifest["capabilities"]["untrustedWorkspaces"]["restrictedConfigurations"]
+    assert {"lspLlm.server.command", "lspLlm.server.args", "lspLlm.server.tcp"} <= set(restricted)
+    assert props["lspLlm.server.command"]["default"] == ""  # "" = discover it
+    assert manifest["main"] == "./dist/extension.js"
+    assert (
+        (VSCODE / "LICENSE")
+        .read_text(encoding="utf-8")
+        .startswith("\n                                 Apache License")
+    )
+    assert "--bundle" in manifest["scripts"]["bundle"]
+    assert "--no-dependencies" in manifest["scripts"]["package"]
+
+
+DISCOVERY_CHECK = r"""
+const fs = require('fs'), path = require('path');
+const { findServer } = require(process.argv[2]);
+const { levelTracker } = require(process.argv[3]);
+const root = process.argv[4];
+const exe = (p) => {
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, '#!/bin/sh\n');
+  fs.chmodSync(p, 0o755);
+};
+const ws = path.join(root, 'ws'), pathDir = path.join(root, 'bin');
+exe(path.join(pathDir, 'lsp-llm'));
+const env = { platform: 'linux', pathEnv: pathDir };
+const out = {};
+out.pathOnly = findServer('', [ws], env);
+exe(path.join(ws, '.venv', 'bin', 'lsp-llm'));
+out.venv = findServer('', [ws], env);
+out.setting = findServer(path.join(pathDir, 'lsp-llm'), [ws], env);
+out.settingName = findServer('lsp-llm', [ws], env);
+out.missingSetting = findServer('/nowhere/lsp-llm', [ws], env);
+out.nothing = findServer('', [path.join(root, 'empty')], { platform: 'linux', pathEnv: '' });
+const level = levelTracker();
+out.levels = [
+  '12:00:01 WARNING pygls.protocol: Cancel notification for unknown message id 7',
+  '12:00:02 INFO lsp_llm.engine: model ready',
+  '12:00:03 DEBUG lsp_llm.server: x',
+  '12:00:04 ERROR lsp_llm.engine: load failed',
+  'Traceback (most recent call last):',
+  '12:00:05 CRITICAL lsp_llm: boom',
+].map(level);
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.slow
+def test_server_discovery_and_log_levels(tmp_path: Path) -> None:
+    """Configured command, then the workspace's venv, then PATH; stderr lines at their level."""
+    node = _node()
+    _need_modules(VSCODE)
+    esbuild = VSCODE / "node_modules" / ".bin" / "esbuild"
+    built = {}
+    for name in ("discover", "serverlog"):
+        target = tmp_path / f"{name}.js"
+        subprocess.run(
+            [
+                str(esbuild),
+                str(VSCODE / "src" / f"{name}.ts"),
+                "--bundle",
+                "--platform=node",
+                "--format=cjs",
+                f"--outfile={target}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        built[name] = str(target)
+    script = tmp_path / "check.js"
+    script.write_text(DISCOVERY_CHECK, encoding="utf-8")
+    proc = subprocess.run(
+        [node, str(script), built["discover"], built["serverlog"], str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    assert out["pathOnly"] == {"command": str(tmp_path / "bin" / "lsp-llm"), "source": "PATH"}
+    assert out["venv"] == {
+        "command": str(tmp_path / "ws" / ".venv" / "bin" / "lsp-llm"),
+        "source": "workspace venv",
+    }
+    assert out["setting"]["source"] == out["settingName"]["source"] == "setting"
+    for key in ("missingSetting", "nothing"):
+        message = out[key]["message"]
+        assert "pip install lsp-llm" in message and "User settings" in message, message
+    assert "/nowhere/lsp-llm" in out["missingSetting"]["message"]
+    assert out["levels"] == ["warn", "info", "debug", "error", "error", "error"]

@@ -181,12 +181,22 @@ def test_fit_completion_prefix_only_has_no_suffix(bpe) -> None:
     assert count_tokens(prefix, bpe) > 250  # the suffix share went to the prefix
 
 
-def test_fit_completion_short_prefix_gives_room_to_suffix(bpe) -> None:
+def test_fit_completion_short_prefix_does_not_grow_the_suffix(bpe) -> None:
+    """Near the top of a file the suffix keeps its share: a suffix that took the prefix's
+    unused room would end somewhere else after every keystroke and make the prompt ~all
+    suffix, which a prefix cache must recompute on every keystroke (issue 15)."""
     budget = PromptBudget(total_tokens=400, suffix_share=0.25)
     prefix, suffix, _ = fit_completion("x = 1\n", CODE, [], bpe, budget, fim=True)
     assert prefix == "x = 1\n"
-    assert count_tokens(suffix, bpe) > 300
-    assert count_tokens(prefix, bpe) + count_tokens(suffix, bpe) <= 400
+    assert 80 <= count_tokens(suffix, bpe) <= 100
+    _, suffix2, _ = fit_completion("x = 1\ny = 2\n", CODE, [], bpe, budget, fim=True)
+    assert suffix2 == suffix  # typing before the cursor leaves the suffix as it was
+
+
+def test_fit_completion_suffix_capped_by_lines(bpe) -> None:
+    budget = PromptBudget(total_tokens=4000, suffix_share=0.5, suffix_max_lines=5)
+    _, suffix, _ = fit_completion("x = 1\n", CODE, [], bpe, budget, fim=True)
+    assert suffix == "".join(CODE.splitlines(keepends=True)[:5])
 
 
 def test_fit_completion_reserve(bpe) -> None:

@@ -14,7 +14,7 @@ from lsp_llm.prompts.completion import (
     language_from_path,
 )
 from lsp_llm.prompts.postprocess import postprocess_completion
-from lsp_llm.prompts.templates import TEMPLATES, FimTemplate
+from lsp_llm.prompts.templates import TEMPLATES, FimTemplate, split_cursor_line
 
 DOC = "".join(
     f"def step_{i}(state):\n    state['n'] += {i}\n    return state\n\n\n" for i in range(60)
@@ -90,7 +90,11 @@ def test_prompt_never_exceeds_budget(bpe, family: str | None, total: int) -> Non
     assert prompt.prompt_tokens <= total
     assert DOC[:OFFSET].endswith(prompt.prefix)
     assert DOC[OFFSET:].startswith(prompt.suffix)
-    assert prompt.prefix in prompt.text
+    head, line = split_cursor_line(prompt.prefix)
+    if template is not None and template.order == "psm":
+        assert head in prompt.text and prompt.text.endswith(template.middle + line)
+    else:
+        assert prompt.prefix in prompt.text
     if template is None:
         assert prompt.suffix == ""
     if total >= 200:
@@ -103,10 +107,12 @@ def test_fim_order_and_content(bpe) -> None:
     text = prompt.text
     assert text.startswith("<|repo_name|>demo\n<|file_sep|>")
     fim = text.index("<|fim_prefix|>")
+    head, line = split_cursor_line(prompt.prefix)
+    assert line == "    "  # the cursor line's text before the cursor goes after <|fim_middle|>
     assert text.index("<|file_sep|>app.py\n") < fim
-    assert fim < text.index(prompt.prefix) < text.index("<|fim_suffix|>")
+    assert fim < text.index(head) < text.index("<|fim_suffix|>")
     assert text.index("<|fim_suffix|>") < text.index(prompt.suffix) < text.index("<|fim_middle|>")
-    assert text.endswith("<|fim_middle|>")
+    assert text.endswith("<|fim_middle|>" + line)
     assert prompt.suffix.startswith("state['n'] += 30\n")
 
 

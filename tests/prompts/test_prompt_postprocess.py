@@ -391,3 +391,187 @@ def test_postprocess_result_is_leading_part_of_input(
     out = postprocess_completion(completion, prefix=prefix, suffix=suffix, language=language)
     assert completion.startswith(out)
     assert out == "" or out.strip()
+
+
+# --- the shape and repetition filters (issue 17): golden cases, each with its shape -----------
+
+
+class ShapedCase(NamedTuple):
+    id: str
+    completion: str
+    text: str
+    """The document with ``|`` at the cursor."""
+    language: str
+    multiline: bool | None
+    expected: str
+
+
+MID_FUNC = "def f(values):\n    out = []\n    |\n    return out\n"
+SHAPED_CASES = [
+    # one line, used as the stop rule: the model's extra lines are cut
+    ShapedCase(
+        "single-hole-mid-function",
+        "out.append(1)\n    out.append(2)\n    out.append(3)",
+        MID_FUNC,
+        "python",
+        False,
+        "out.append(1)",
+    ),
+    ShapedCase(
+        "single-blank-line-drops-leading-newline",
+        "\n    out.append(1)\n    x = 2",
+        MID_FUNC,
+        "python",
+        False,
+        "out.append(1)",
+    ),
+    ShapedCase(
+        "single-end-of-line-keeps-next-line",
+        "\n    total = 0\n    more()",
+        "def f(values):\n    out = []|\n    return out\n",
+        "python",
+        False,
+        "\n    total = 0",
+    ),
+    ShapedCase(
+        "never-leading-newline-mid-line",
+        "\n    foo()",
+        "x = bar(|)\n",
+        "python",
+        False,
+        "",
+    ),
+    ShapedCase(
+        "multi-empty-braces-same-line",
+        "\n  return 1;\n}",
+        "function f() {|}\n",
+        "javascript",
+        True,
+        "\n  return 1;\n",  # the editor's closing brace lands on its own line
+    ),
+    # drop lines that repeat the previous line
+    ShapedCase(
+        "repeat-previous-completion-line",
+        "x = load()\n    x = load()\n    x = load()\n    return x",
+        "def f():\n    |",
+        "python",
+        True,
+        "x = load()\n    return x",
+    ),
+    ShapedCase(
+        "repeat-line-above-cursor",
+        "out = []\n    out.append(1)",
+        MID_FUNC,
+        "python",
+        True,
+        "out.append(1)",
+    ),
+    ShapedCase(
+        "repeated-closers-kept",
+        "if (a) {\n    if (b) {\n      go();\n    }\n  }",
+        "function f() {\n  |\n}\n",
+        "javascript",
+        True,
+        "if (a) {\n    if (b) {\n      go();\n    }\n  }",
+    ),
+    # drop a line that repeats the line after the cursor; cut where the suffix is re-typed
+    ShapedCase(
+        "single-repeats-next-line",
+        "return out",
+        MID_FUNC,
+        "python",
+        False,
+        "",
+    ),
+    ShapedCase(
+        "multi-cut-at-next-line-retype",
+        "out.append(1)\n    return out\n\nprint(f([1]))",
+        MID_FUNC,
+        "python",
+        True,
+        "out.append(1)",
+    ),
+    ShapedCase(
+        "mid-line-retypes-rest-of-line",
+        "a, b) + 1",
+        "x = compute(|a, b)\n",
+        "python",
+        False,
+        "",
+    ),
+    ShapedCase(
+        "mid-line-retype-after-new-text",
+        "value, a, b) + 1",
+        "x = compute(|a, b)\n",
+        "python",
+        False,
+        "value, ",
+    ),
+    # close only the brackets the suggestion itself opened
+    ShapedCase(
+        "suffix-closes-the-call",
+        "a, b))",
+        "x = compute(|)\n",
+        "python",
+        False,
+        "a, b",
+    ),
+    ShapedCase(
+        "own-bracket-closed-suffix-one-not",
+        "g(a), b)",
+        "x = compute(|)\n",
+        "python",
+        False,
+        "g(a), b",
+    ),
+    ShapedCase(
+        "block-closer-already-below",
+        "foo();\n}\n",
+        "function f() {\n  |\n}\n",
+        "javascript",
+        True,
+        "foo();",
+    ),
+    ShapedCase(
+        "own-block-closed",
+        "if (x) {\n    foo();\n  }\n}",
+        "function f() {\n  |\n}\n",
+        "javascript",
+        True,
+        "if (x) {\n    foo();\n  }",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SHAPED_CASES, ids=[c.id for c in SHAPED_CASES])
+def test_shape_and_repetition_filters(case: ShapedCase) -> None:
+    prefix, suffix = case.text.split("|", 1)
+    got = postprocess_completion(
+        case.completion,
+        prefix=prefix,
+        suffix=suffix,
+        language=case.language,
+        multiline=case.multiline,
+    )
+    assert got == case.expected
+
+
+@pytest.mark.parametrize("case", SHAPED_CASES, ids=[c.id for c in SHAPED_CASES])
+def test_shaped_stop_predicate_never_changes_the_result(case: ShapedCase) -> None:
+    prefix, suffix = case.text.split("|", 1)
+    kw = {"prefix": prefix, "suffix": suffix, "language": case.language}
+    stop = make_stop_predicate(**kw, multiline=case.multiline)
+    full = postprocess_completion(case.completion, **kw, multiline=case.multiline)
+    for end in range(1, len(case.completion) + 1):
+        if stop(case.completion[:end]):
+            early = postprocess_completion(case.completion[:end], **kw, multiline=case.multiline)
+            assert early == full, (end, early, full)
+            break
+
+
+def test_single_line_stop_waits_past_a_leading_newline() -> None:
+    prefix, suffix = "def f(values):\n    out = []", "\n    return out\n"
+    stop = make_stop_predicate(prefix=prefix, suffix=suffix, language="python", multiline=False)
+    assert not stop("\n")
+    assert not stop("\n    total = 0")
+    assert stop("\n    total = 0\n")

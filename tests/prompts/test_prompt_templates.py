@@ -32,6 +32,8 @@ SNIPPETS = [
     ),
 ]
 PREFIX = "from pkg.models import User\n\n\ndef greet(user: User) -> str:\n    return "
+HEAD, LINE = "from pkg.models import User\n\n\ndef greet(user: User) -> str:\n", "    return "
+"""PSM prompts show PREFIX as HEAD (up to the cursor's line) and LINE (after the middle token)."""
 SUFFIX = "\n\n\ndef main() -> None:\n    print(greet(User()))\n"
 
 
@@ -105,13 +107,24 @@ def test_psm_order(family: str) -> None:
     prompt = render(family, snippets=[])
     positions = [
         prompt.index(template.prefix),
-        prompt.index(PREFIX),
+        prompt.index(HEAD),
         prompt.index(template.suffix),
         prompt.index(SUFFIX),
         prompt.rindex(template.middle),
+        prompt.rindex(LINE),
     ]
     assert positions == sorted(positions)
-    assert prompt.endswith(template.middle)
+    assert prompt.endswith(template.middle + LINE)
+
+
+@pytest.mark.parametrize("family", ["qwen", "starcoder", "deepseek", "codellama", "codestral"])
+def test_typing_on_a_line_only_appends_to_the_prompt(family: str) -> None:
+    """The cursor line's text comes last (after the middle token in PSM), so a keystroke that
+    does not start a new line leaves the whole previous prompt as the new one's prefix: a
+    plain prefix cache then recomputes one or two tokens, not the suffix (issue 15)."""
+    before = render(family, prefix=PREFIX)
+    after = render(family, prefix=PREFIX + "u")
+    assert after.startswith(before) and after == before + "u"
 
 
 def test_spm_order_codestral() -> None:
@@ -125,7 +138,7 @@ def test_qwen_repository_format_exact() -> None:
         "<|repo_name|>acme/tools\n"
         "<|file_sep|>pkg/models.py\nclass User:\n    name: str\n    email: str\n"
         "<|file_sep|>pkg/greet.py\n"
-        f"<|fim_prefix|>{PREFIX}<|fim_suffix|>{SUFFIX}<|fim_middle|>"
+        f"<|fim_prefix|>{HEAD}<|fim_suffix|>{SUFFIX}<|fim_middle|>{LINE}"
     )
 
 
@@ -137,7 +150,7 @@ def test_repository_format_without_repo_name_and_unterminated_snippet() -> None:
 
 def test_comment_context_for_templates_without_file_sep() -> None:
     prompt = render("deepseek")
-    body = prompt.split("<｜fim▁begin｜>", 1)[1].split(PREFIX, 1)[0]
+    body = prompt.split("<｜fim▁begin｜>", 1)[1].split(HEAD, 1)[0]
     lines = body.splitlines()
     assert lines[0] == "# Path: pkg/models.py"
     assert all(line.startswith("#") for line in lines if line)  # snippet code commented out

@@ -212,8 +212,10 @@ def test_one_of_two_editors_cannot_repoint_the_shared_model(
         start = len(b.received)
         b.configure(model=str(tmp_path / "missing-model"), backend="openai", maxNewTokens=5)
         warning = b.wait_for(
-            lambda m: m.get("method") == "window/showMessage"
-            and "engine settings from one of them are ignored" in m["params"]["message"],
+            lambda m: (
+                m.get("method") == "window/showMessage"
+                and "engine settings from one of them are ignored" in m["params"]["message"]
+            ),
             start=start,
         )
         assert "model" in warning["params"]["message"]

@@ -17,11 +17,13 @@ import {
   State,
   StreamInfo,
 } from 'vscode-languageclient/node';
+import { serverStdio, traceChannel } from './channels';
 import { EXPLAIN_SCHEME, ExplanationDocuments, explainSelection } from './explain';
 import { DocstringRequest, SERVER_COMMANDS, StatusChangedNotification, StatusRequest } from './protocol';
 import {
   SECTION,
   ServerLaunch,
+  ServerNotFoundError,
   affectsModelSettings,
   affectsServerLaunch,
   readModelSettings,
@@ -31,14 +33,17 @@ import { StatusBar } from './status';
 
 let client: LanguageClient | undefined;
 let output: vscode.LogOutputChannel;
+let trace: vscode.LogOutputChannel;
 let statusBar: StatusBar;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel('LSP-LLM', { log: true });
+  trace = traceChannel();
   statusBar = new StatusBar();
   const explanations = new ExplanationDocuments();
   context.subscriptions.push(
     output,
+    trace,
     statusBar,
     explanations,
     vscode.workspace.registerTextDocumentContentProvider(EXPLAIN_SCHEME, explanations),
@@ -76,16 +81,25 @@ async function start(): Promise<void> {
   try {
     launch = readServerLaunch();
   } catch (error) {
-    statusBar.showText('$(error) LSP-LLM', String(error), true);
-    void vscode.window.showErrorMessage(String(error));
+    const message = error instanceof Error ? error.message : String(error);
+    statusBar.showText('$(error) LSP-LLM: no server', message, true);
+    output.error(message);
+    if (error instanceof ServerNotFoundError) {
+      void offerFix(message);
+    } else {
+      void vscode.window.showErrorMessage(message);
+    }
     return;
   }
+  output.info(`Starting ${describe(launch)}`);
   const clientOptions: LanguageClientOptions = {
     // Every file in every language, saved or not.
     documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
     initializationOptions: readModelSettings(),
     outputChannel: output,
-    traceOutputChannel: output,
+    traceOutputChannel: trace,
+    // Server log lines at their own level (the client would mark every stderr line [error]).
+    stdioOptions: serverStdio(),
   };
   const newClient = new LanguageClient('lspLlm', 'LSP-LLM', serverOptions(launch), clientOptions);
   newClient.onDidChangeState((event) => {
@@ -145,8 +159,20 @@ function serverOptions(launch: ServerLaunch): ServerOptions {
 
 function describe(launch: ServerLaunch): string {
   return launch.kind === 'stdio'
-    ? `${launch.command} ${launch.args.join(' ')}`
+    ? `${launch.command} ${launch.args.join(' ')} (from ${launch.source})`
     : `TCP daemon at ${launch.host}:${launch.port}`;
+}
+
+/** The one message shown when there is no server to start, with the ways to fix it. */
+async function offerFix(message: string): Promise<void> {
+  const openSettings = 'Open User Settings';
+  const retry = 'Retry';
+  const choice = await vscode.window.showErrorMessage(message, openSettings, retry);
+  if (choice === openSettings) {
+    await vscode.commands.executeCommand('workbench.action.openSettings', 'lspLlm.server.command');
+  } else if (choice === retry) {
+    await restart();
+  }
 }
 
 /** Runs a command against the running client and reports failures once. */

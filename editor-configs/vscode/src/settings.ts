@@ -1,24 +1,46 @@
 // Reading the extension's settings: how to reach the server, and what to tell it.
 
 import * as vscode from 'vscode';
+import { Found, findServer } from './discover';
 import { MODEL_SETTINGS, ModelSettings } from './protocol';
 
 export const SECTION = 'lspLlm';
 
 /** How to reach the server: a command to spawn (stdio), or a TCP daemon. */
 export type ServerLaunch =
-  | { kind: 'stdio'; command: string; args: string[] }
+  | { kind: 'stdio'; command: string; args: string[]; source: Found['source'] }
   | { kind: 'tcp'; host: string; port: number };
 
+/** No server to start: the message says where we looked and how to fix it. */
+export class ServerNotFoundError extends Error {}
+
+/**
+ * How to reach the server. The `lspLlm.server.*` settings have `window` scope, so User
+ * settings apply in local and remote windows alike (a `machine-overridable` setting is
+ * not read from User settings in a remote window). In an untrusted workspace VS Code
+ * ignores workspace values of these settings (`restrictedConfigurations`).
+ */
 export function readServerLaunch(): ServerLaunch {
   const config = vscode.workspace.getConfiguration(SECTION);
   const tcp = config.get<string>('server.tcp', '').trim();
   if (tcp) {
     return { kind: 'tcp', ...parseHostPort(tcp) };
   }
+  const folders = (vscode.workspace.workspaceFolders ?? [])
+    .filter((folder) => folder.uri.scheme === 'file')
+    .map((folder) => folder.uri.fsPath);
+  const found = findServer(config.get<string>('server.command', '') ?? '', folders, {
+    platform: process.platform,
+    pathEnv: process.env.PATH ?? '',
+    pathExt: process.env.PATHEXT,
+  });
+  if ('message' in found) {
+    throw new ServerNotFoundError(found.message);
+  }
   return {
     kind: 'stdio',
-    command: config.get<string>('server.command', 'lsp-llm') || 'lsp-llm',
+    command: found.command,
+    source: found.source,
     args: config.get<string[]>('server.args', ['serve', '--stdio']),
   };
 }

@@ -8,6 +8,14 @@ task and frees the slot before the next decode step.
 
 * **Cancellation during prefill**: we ask for ``return_progress`` and keep ``n_batch`` small, so
   a long prompt also reports back (and can be cancelled) every ``n_batch`` prompt tokens.
+* **Chunk reuse** (``cacheReuse``, llama.cpp's ``n_cache_reuse``, what llama.vim relies on):
+  with ``cache_prompt`` llama.cpp keeps the longest common prefix of the last prompt's KV cache;
+  in a FIM prompt everything after the cursor follows the changed tokens, so that alone
+  recomputes the whole suffix on every keystroke. With chunk reuse llama.cpp also finds runs of
+  at least ``cacheReuse`` tokens further on that are still in the cache (the suffix, shifted by
+  what was typed) and moves their K/V to the new positions instead of recomputing them. It is
+  an approximation: the reused K/V were computed against the old text before them (the
+  benchmark ``fim`` suite measures how often the output differs). 0 turns it off.
 * **Tokenizer**: the Python API has no tokenizer, but ``Server`` always runs llama.cpp's HTTP
   server on 127.0.0.1 (a random port) in this process; we protect it with a random API key and
   use its ``/tokenize``, ``/detokenize`` and ``/apply-template`` endpoints, so token counts are
@@ -364,6 +372,10 @@ class LlamaCppBackend:
         params.ui = False
         params.endpoint_slots = True
         params.cache_prompt = self.settings.prefix_cache
+        params.n_cache_reuse = self._cache_reuse()
+        # llama.cpp saves the slot's KV state to host memory whenever a prompt replaces a
+        # different one, up to 8 GiB by default: under edits that grew RSS ~0.2 MiB per request.
+        params.cache_ram_mib = max(0, self.settings.prompt_cache_mib) if params.cache_prompt else 0
         params.ctx_shift = False
         params.verbosity = 0 if not log.isEnabledFor(logging.DEBUG) else 3
         params.warmup = True
@@ -431,6 +443,10 @@ class LlamaCppBackend:
             prompt = prompt[len(bos) :]  # llama.cpp adds BOS itself
         return prompt
 
+    def _cache_reuse(self) -> int:
+        """Minimum chunk for KV shifting (0: off; it needs the prompt cache to be on)."""
+        return max(0, self.settings.cache_reuse) if self.settings.prefix_cache else 0
+
     def _body(self, request: GenerationRequest, prompt: str) -> dict[str, Any]:
         body: dict[str, Any] = {
             "prompt": prompt,
@@ -442,6 +458,7 @@ class LlamaCppBackend:
             "stream": True,
             "return_progress": True,
             "cache_prompt": self.settings.prefix_cache,
+            "n_cache_reuse": self._cache_reuse(),
         }
         if request.temperature <= 0:
             # Greedy: top-k 1 skips sorting a 262k vocabulary for top-p (~10 % of a step).

@@ -1,6 +1,6 @@
 -- Drives a headless Neovim through one lsp-llm scenario and writes what it saw to JSON.
 --
---   LSP_LLM_TEST_SCENARIO  inline | explain | docstring
+--   LSP_LLM_TEST_SCENARIO  inline | explain | docstring | messages
 --   LSP_LLM_TEST_OUT       path of the JSON result
 --   LSP_LLM_TEST_TIMEOUT   overall timeout in ms (default 180000)
 --
@@ -158,9 +158,19 @@ function scenarios.inline()
   end, 'ghost text', 60000)
   result.mode_when_shown = vim.api.nvim_get_mode().mode
   local ghost = {}
+  local function resolved(name)
+    local hl = vim.api.nvim_get_hl(0, { name = name, link = false })
+    return { fg = hl.fg, ctermfg = hl.ctermfg, italic = hl.italic, cterm_italic = hl.cterm and hl.cterm.italic }
+  end
+  result.normal_hl = resolved('Normal')
+  result.ghost_hl = {}
   for _, mark in ipairs(marks) do
     for _, chunk in ipairs(mark[4].virt_text or {}) do
       table.insert(ghost, chunk[1])
+      local group = type(chunk[2]) == 'table' and chunk[2][#chunk[2]] or chunk[2]
+      if group then
+        result.ghost_hl[group] = resolved(group)
+      end
     end
     for _, line in ipairs(mark[4].virt_lines or {}) do
       local parts = {}
@@ -239,6 +249,15 @@ function scenarios.docstring()
     end
   end, 'the docstring')
   result.after = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+end
+
+-- No attach: collect what the plugin tells the user (server missing, or exiting).
+function scenarios.messages()
+  wait_until(function()
+    local text = vim.api.nvim_exec2('messages', { output = true }).output
+    return text:find('lsp-llm: the server', 1, true) and text
+  end, 'a message from the plugin', tonumber(os.getenv('LSP_LLM_TEST_WAIT') or '20000'))
+  sleep(500)
 end
 
 co = coroutine.create(assert(scenarios[scenario], 'unknown scenario ' .. scenario))

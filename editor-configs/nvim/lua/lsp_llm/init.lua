@@ -48,6 +48,9 @@ M.defaults = {
   completion_autotrigger = true,
   --- Floating window for :LspLlmExplain.
   explain = { width = 0.7, height = 0.6, border = 'rounded' },
+  --- Ghost-text colours (`LspLlmGhostText`, linked from `ComplHint`): grey and italic with
+  --- and without 'termguicolors'. false keeps your colorscheme's `ComplHint` as it is.
+  ghost_highlight = true,
 }
 
 ---@type lsp_llm.Opts
@@ -98,6 +101,61 @@ local function parse_host_port(value)
   end
   assert(port, ("lsp_llm: tcp must be 'host:port', got %q"):format(value))
   return (host ~= '' and host or '127.0.0.1'), tonumber(port)
+end
+
+--- The ghost-text highlight. Neovim draws inline completions with `ComplHint`, which
+--- links to `NonText`; the default colorscheme gives `NonText` a GUI colour only, so
+--- without 'termguicolors' the suggestion looked like real code. `LspLlmGhostText` has
+--- both a GUI and a cterm colour; `ComplHint` is pointed at it unless the colorscheme
+--- already gives `ComplHint` (or what it links to) a cterm colour of its own.
+function M.apply_highlights()
+  vim.api.nvim_set_hl(0, 'LspLlmGhostText', {
+    default = true,
+    fg = '#808080',
+    ctermfg = 244,
+    italic = true,
+    cterm = { italic = true },
+  })
+  if not M.options.ghost_highlight then
+    return
+  end
+  local hint = vim.api.nvim_get_hl(0, { name = 'ComplHint', link = false })
+  if hint.ctermfg == nil then
+    vim.api.nvim_set_hl(0, 'ComplHint', { link = 'LspLlmGhostText' })
+  end
+end
+
+--- Says so once, with the fix, when the server command cannot be run.
+---@param cmd string[]
+---@return boolean executable
+local function check_executable(cmd)
+  if vim.fn.executable(cmd[1]) == 1 then
+    return true
+  end
+  local msg = table.concat({
+    ('lsp-llm: the server command %q is not executable (not found on PATH, or not a program).'):format(cmd[1]),
+    'Fix: `pip install lsp-llm` (or activate the venv that has it before starting nvim),',
+    "or give its full path: require('lsp_llm').setup({ cmd = { '/path/to/.venv/bin/lsp-llm', 'serve' } }).",
+    'See :checkhealth lsp_llm',
+  }, '\n')
+  vim.schedule(function()
+    vim.notify(msg, vim.log.levels.ERROR)
+  end)
+  return false
+end
+
+--- `on_exit` of the client: a server that stops by itself says so, with where to look.
+local function on_exit(code, signal, _client_id)
+  if (code == 0 and signal == 0) or vim.v.exiting ~= vim.NIL then
+    return
+  end
+  vim.schedule(function()
+    vim.notify(table.concat({
+      ('lsp-llm: the server exited (code %d, signal %d).'):format(code, signal),
+      'Its stderr is in the LSP log (:lua vim.cmd.tabedit(vim.lsp.log.get_filename())); run `lsp-llm serve` in a',
+      'terminal to see the error. Fix the cause (model path, dependencies), then :edit the file to restart it.',
+    }, '\n'), vim.log.levels.ERROR)
+  end)
 end
 
 --- Buffer-local setup when the client attaches: ghost text or completion, and keys.
@@ -265,7 +323,15 @@ function M.setup(opts)
   local cmd = o.cmd
   if o.tcp and o.tcp ~= '' then
     cmd = vim.lsp.rpc.connect(parse_host_port(o.tcp))
+  elseif type(cmd) == 'table' then
+    check_executable(cmd)
   end
+
+  M.apply_highlights()
+  vim.api.nvim_create_autocmd('ColorScheme', {
+    group = vim.api.nvim_create_augroup('lsp_llm_highlights', { clear = true }),
+    callback = M.apply_highlights,
+  })
 
   vim.lsp.config(M.name, {
     cmd = cmd,
@@ -279,6 +345,7 @@ function M.setup(opts)
       ['lspLlm/statusChanged'] = status_changed_handler,
     },
     on_attach = on_attach,
+    on_exit = on_exit,
   })
   vim.lsp.enable(M.name)
   create_commands()
