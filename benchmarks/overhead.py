@@ -157,7 +157,7 @@ async def _run(ctx: BenchContext) -> dict[str, Any]:
                 offset = _offset(text, line, col)
                 snippets = ref.retrieve(root, main, text, offset, ctx.work_dir / "ref-index")
                 prompt = ref.completion_prompt(
-                    text=text, offset=offset, path=main.name, snippets=snippets
+                    text=text, offset=offset, path=main.name, snippets=snippets, file=main
                 )
             ids = ref.prompt_ids(prompt)
             gen = ref.time_generate(ids, n)

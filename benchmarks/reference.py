@@ -45,26 +45,27 @@ class Reference:
         path: str,
         language: str = "python",
         snippets: tuple[ContextSnippet, ...] = (),
+        file: Path | None = None,
     ) -> str:
-        """The prompt ``CompletionService.complete`` builds for these inputs and settings."""
-        from lsp_llm.prompts.budget import PromptBudget
-        from lsp_llm.prompts.completion import build_completion_prompt
+        """The prompt ``CompletionService.complete`` builds for these inputs and settings:
+        the server's own ``completion_prompt``, handed these snippets. ``file`` (the
+        document's real path) gives the prompt the same repository name as the server's."""
+        from lsp_llm.features.completion import DocumentSnapshot, completion_prompt
 
-        s = self.settings
-        budget = PromptBudget(
-            total_tokens=s.context_window,
-            suffix_share=s.suffix_share,
-            context_share=s.retrieval_share if s.retrieval else 0.0,
-        )
-        return build_completion_prompt(
-            text=text,
-            offset=offset,
+        snap = DocumentSnapshot(
+            uri=file.resolve().as_uri() if file is not None else "",
             path=path,
             language=language,
+            version=1,
+            text=text,
+        )
+        return completion_prompt(
+            snap,
+            offset,
+            settings=self.settings,
             tokenizer=self.tokenizer,
             template=self.template(),
-            budget=budget,
-            snippets=snippets,
+            retriever=(lambda *_: snippets) if snippets else None,
         ).text
 
     def retrieve(
@@ -72,6 +73,7 @@ class Reference:
     ) -> tuple[ContextSnippet, ...]:
         """The snippets the server's retriever returns (same index code, same token counter)."""
         from lsp_llm.context.index import WorkspaceIndex
+        from lsp_llm.context.retrieve import retrieval_budget
 
         s = self.settings
         if not s.retrieval:
@@ -84,8 +86,7 @@ class Reference:
                 file,
                 text,
                 offset,
-                budget=int(s.context_window * s.retrieval_share),
-                count=lambda t: len(self.tokenizer.encode(t)),
+                budget=retrieval_budget(s),
             )
         )
 

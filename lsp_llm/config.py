@@ -75,7 +75,7 @@ class Settings:
     dtype: DType = "auto"
     max_new_tokens: int = 64
     context_window: int = 2048
-    """Prompt token budget (prefix + suffix + retrieved context)."""
+    """Tokens of prompt (prefix + suffix + retrieved context) plus ``max_new_tokens``."""
     suffix_share: float = 0.25
     """Share of the prompt budget given to text after the cursor (FIM models only)."""
     threads: int = 0
