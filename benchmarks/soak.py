@@ -31,6 +31,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from benchmarks.cancel import _count_responses
 from benchmarks.client import BenchClient, start_client
 from benchmarks.common import (
     BenchContext,
@@ -135,19 +136,6 @@ class Editor:
             self.client.request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id)
         )
         return msg_id, fut
-
-
-def _count_responses(bench: BenchClient) -> Counter[Any]:
-    counts: Counter[Any] = Counter()
-    proto = bench.client.protocol
-    original = proto._handle_response
-
-    def counting(msg_id: Any, result: Any = None, error: Any = None) -> Any:
-        counts[msg_id] += 1
-        return original(msg_id, result, error)
-
-    proto._handle_response = counting  # type: ignore[method-assign]
-    return counts
 
 
 def _mib(kib: int) -> float:
