@@ -105,7 +105,7 @@ async def test_write_edit_rename_delete(repo: Path, settings: Settings, cache: P
         text = "from lib.after import written_after\nwritten_after("
         snippets = index.retrieve(repo / "app/main.py", text, len(text))
         # (first: the file's other imports, here compute_area from its indexed copy, follow)
-        assert [s.symbol for s in snippets if s.source == "definition"][0] == "written_after"
+        assert next(s.symbol for s in snippets if s.source == "definition") == "written_after"
 
         # an ignore-file change applies the new rules
         write(repo, ".gitignore", "lib/\n")
