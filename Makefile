@@ -14,7 +14,7 @@ test-fast:  # no real-model, real-editor or long tests
 	$(PY) -m pytest -m "not slow"
 
 lint:
-	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy lsp_llm benchmarks
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy lsp_llm benchmarks && .venv/bin/lint-imports
 
 bench:
 	$(PY) -m benchmarks --out benchmarks/results/latest.json

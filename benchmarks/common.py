@@ -81,7 +81,7 @@ class BenchContext:
 
 def tiny_model(cache_dir: Path, size: ModelSize) -> Path:
     """Build (once) and return a random-weight model directory."""
-    from lsp_llm.devtools import build_tiny_model
+    from benchmarks.tiny_models import build_tiny_model
 
     return build_tiny_model(
         cache_dir / "models" / size.name,

@@ -18,6 +18,13 @@ Per backend, servers run side by side and get every keystroke one after the othe
 * llama.cpp only, ``prefix``: ``prefixCache: true``, ``cacheReuse: 0`` (common prefix only), to
   tell what the chunk reuse itself adds and what it changes in the output.
 
+A second part measures idle warm-up (``idleWarmup``): one server at a time (nothing else
+running), per backend and position, with ``idleWarmup`` on and off: open the file, send a
+``textDocument/codeAction`` at the cursor (what VS Code sends on every cursor move), pause 1 s,
+request a completion there (the first suggestion), then type ``WARM_KEYS`` characters with a
+completion after each (warm keystrokes). Reported: first ÷ median warm keystroke (goal <= 1.5x
+with warm-up on), and the first request's prefill tokens.
+
 Reported per backend and position: mean ``prefill_tokens / prompt_tokens`` per keystroke (from
 ``lspLlm/status`` ``lastRequest``), typing p50 latency of each configuration and off/on, and how
 often the first suggestion of ``on`` (and ``prefix``) equals ``off``'s (the quality impact of
@@ -31,6 +38,8 @@ import contextlib
 import importlib.util
 from pathlib import Path
 from typing import Any
+
+from lsprotocol import types
 
 from benchmarks.client import start_client
 from benchmarks.common import BenchContext, goal, ratio, server_args, summary
@@ -134,7 +143,102 @@ async def _run(ctx: BenchContext) -> dict[str, Any]:
                     c.close(t.uri)
                 per_position[where] = _position_report(typists)
         runs[backend] = per_position
-    return _report(runs, str(source_path), len(keys), max_new, models)
+    first = await _first_after_open(ctx, models, source, keys, max_new, env)
+    report = _report(runs, str(source_path), len(keys), max_new, models)
+    report["first_after_open"] = first
+    for backend, per_position in first.items():
+        for where, rep in per_position.items():
+            on, off = rep["on"], rep["off"]
+            report["goals"].append(
+                goal(
+                    f"{backend} {where}: first suggestion after open + 1 s pause / warm keystroke",
+                    on["first_over_warm"],
+                    "<= 1.5",
+                    on["first_over_warm"] <= 1.5,
+                    f"idleWarmup off: {off['first_over_warm']}",
+                )
+            )
+            report["table"].append(
+                (
+                    f"{backend} {where} first-after-open / warm, warm-up on/off",
+                    f"{on['first_over_warm']}/{off['first_over_warm']}",
+                )
+            )
+    return report
+
+
+WARM_KEYS = 5
+PAUSE_S = 1.0
+
+
+async def _first_after_open(
+    ctx: BenchContext,
+    models: dict[str, str],
+    source: str,
+    keys: list[str],
+    max_new: int,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for backend in CONFIGS:
+        root = ctx.work_dir / f"fim-open-{backend}"
+        root.mkdir(parents=True, exist_ok=True)
+        ctx.say(f"fim: {backend}, first suggestion after opening (idleWarmup on / off)")
+        per_position: dict[str, Any] = {}
+        for where, offset in positions(source).items():
+            per_position[where] = {}
+            for name, warmup in (("on", True), ("off", False)):
+                settings = {
+                    "contextWindow": CONTEXT_WINDOW,
+                    "maxNewTokens": max_new,
+                    "retrieval": False,
+                    "threads": 2,
+                    "prefixCache": True,
+                    "idleWarmup": warmup,
+                }
+                async with start_client(
+                    root,
+                    server_args(models[backend], backend, ctx.device, settings=settings),
+                    init_options=settings,
+                    env=env,
+                ) as client:
+                    path = root / f"{where}_{name}_client.py"
+                    path.write_text(source, encoding="utf-8")
+                    t = Typist(name, client, client.open(path, source), source)
+                    line, col = _line_col(source, offset)
+                    cursor_pos = types.Position(line=line, character=col)
+                    await client.client.text_document_code_action_async(
+                        types.CodeActionParams(
+                            text_document=types.TextDocumentIdentifier(uri=t.uri),
+                            range=types.Range(start=cursor_pos, end=cursor_pos),
+                            context=types.CodeActionContext(diagnostics=[]),
+                        )
+                    )
+                    await asyncio.sleep(PAUSE_S)
+                    await t.complete(offset, "first")
+                    cursor = offset
+                    for key in keys[:WARM_KEYS]:
+                        t.type(cursor, key)
+                        cursor += len(key)
+                        await t.complete(cursor, "type")
+                    client.close(t.uri)
+                first = t.rows[0]
+                warm = sorted(r["latency_ms"] for r in t.rows[1:])
+                median = warm[len(warm) // 2]
+                per_position[where][name] = {
+                    "first_ms": round(first["latency_ms"], 1),
+                    "first_prefill_tokens": first.get("prefill_tokens"),
+                    "first_prompt_tokens": first.get("prompt_tokens"),
+                    "warm_keystroke_ms_median": round(median, 1),
+                    "first_over_warm": ratio(first["latency_ms"], median),
+                }
+        out[backend] = per_position
+    return out
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n"), offset - (before.rfind("\n") + 1)
 
 
 def _config_report(t: Typist) -> dict[str, Any]:

@@ -96,7 +96,7 @@ class Harness:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from lsp_llm.devtools import build_model_from_config
+        from benchmarks.tiny_models import build_model_from_config
 
         self.device, self.dtype = device, dtype
         self.vocab = int(config["vocab_size"])
@@ -133,7 +133,7 @@ class Harness:
         backend.load(lambda _message, _fraction: None)
         backend.load_s = time.perf_counter() - t0  # type: ignore[attr-defined]
         backend._eos_ids = set()  # a random model must generate the full count (see module doc)
-        backend._tokenizer = self.tokenizer  # see lsp_llm.devtools.wordlevel_tokenizer
+        backend._tokenizer = self.tokenizer  # see benchmarks.tiny_models.wordlevel_tokenizer
         return backend
 
     def run_backend(self, backend: Any, prompt: str, n: int) -> dict[str, float]:

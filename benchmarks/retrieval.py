@@ -16,7 +16,9 @@ line removed, as a typing user has it; the lines below stay) and ``kept`` (the w
 Holes are found with ``ast`` and regular expressions, independently of the retrieval code.
 
 Every hole goes through :func:`lsp_llm.features.completion.completion_prompt`, the function the
-server's completions use: retrieval from the workspace index, then the prompt builder's exact
+server's completions use: retrieval from the workspace index (through
+:func:`lsp_llm.context.working.from_index`, the composition the server and ``lsp-llm context``
+use; no open buffers here), then the prompt builder's exact
 packing (``context_window`` 2048, ``retrieval_share`` 0.3: the defaults). The prompt is built
 with the stated approximate tokenizer (``ApproxTokenizer``, which over-counts real ones) and the
 embedded model's format (prefix-only, comment-labelled snippets). Figures per code base:
@@ -310,6 +312,7 @@ def contains_definition(snippets: Sequence[Any], hole: Hole) -> bool:
 def evaluate(prepared: Prepared, variants: Sequence[str] = ("honest", "kept")) -> dict[str, Any]:
     from lsp_llm.config import Settings
     from lsp_llm.context.types import ContextSnippet
+    from lsp_llm.context.working import from_index
     from lsp_llm.engine.backends.approx_tokenizer import ApproxTokenizer
     from lsp_llm.features.completion import DocumentSnapshot, completion_prompt
     from lsp_llm.prompts.completion import language_from_path
@@ -348,7 +351,7 @@ def evaluate(prepared: Prepared, variants: Sequence[str] = ("honest", "kept")) -
                 times: list[float] = times,
             ) -> list[ContextSnippet]:
                 t0 = time.perf_counter()
-                result = index.retrieve(path, snap.text, offset, budget=budget)
+                result = from_index(index, path, snap.text, offset, budget)
                 times.append((time.perf_counter() - t0) * 1000)
                 got[:] = result
                 return result
@@ -400,6 +403,7 @@ def typing_figures(prepared: Prepared, n_lines: int) -> dict[str, Any]:
     from lsp_llm.config import Settings
     from lsp_llm.context.stable import StableContexts, region_of
     from lsp_llm.context.types import ContextSnippet
+    from lsp_llm.context.working import from_index
     from lsp_llm.engine.backends.approx_tokenizer import ApproxTokenizer
     from lsp_llm.features.completion import DocumentSnapshot, completion_prompt
     from lsp_llm.prompts.completion import language_from_path
@@ -436,7 +440,7 @@ def typing_figures(prepared: Prepared, n_lines: int) -> dict[str, Any]:
                 def plain(
                     snap: DocumentSnapshot, offset: int, budget: int, path: Path = path
                 ) -> list[ContextSnippet]:
-                    return index.retrieve(path, snap.text, offset, budget=budget)
+                    return from_index(index, path, snap.text, offset, budget)
 
                 def stable_retriever(
                     snap: DocumentSnapshot,
@@ -452,7 +456,7 @@ def typing_figures(prepared: Prepared, n_lines: int) -> dict[str, Any]:
                         now=time.monotonic(),
                         budget=budget,
                         digest_of=index.digest,
-                        compute=lambda: index.retrieve(path, snap.text, offset, budget=budget),
+                        compute=lambda: from_index(index, path, snap.text, offset, budget),
                     )
                     reused += state.reused
                     return state.snippets

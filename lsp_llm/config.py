@@ -11,13 +11,15 @@ layer's value is kept. ``Settings`` itself is immutable; a new layer produces a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
+import cattrs
 import platformdirs
 
 if sys.version_info >= (3, 11):
@@ -33,6 +35,20 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 DocstringStyle = Literal["google", "numpy", "rest"]
 FastPath = Literal["auto", "off", "static", "compile"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """Bounds of a number setting beyond the non-negativity all of them have."""
+
+    low: float
+    high: float
+    reason: str
+    """The warning's words for a value outside them."""
+
+
+AtLeastOne = Annotated[int, Limit(1, math.inf, "must be at least 1")]
+Share = Annotated[float, Limit(0, 1, "must be between 0 and 1")]
 
 DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
     ".env",
@@ -73,15 +89,15 @@ class Settings:
     backend: Backend = "auto"
     device: Device = "auto"
     dtype: DType = "auto"
-    max_new_tokens: int = 64
-    context_window: int = 2048
+    max_new_tokens: AtLeastOne = 64
+    context_window: AtLeastOne = 2048
     """Tokens of prompt (prefix + suffix + retrieved context) plus ``max_new_tokens``."""
-    suffix_share: float = 0.25
+    suffix_share: Share = 0.25
     """Share of the prompt budget given to text after the cursor (FIM models only)."""
     threads: int = 0
     """CPU threads for the model; 0 picks: all but one core on small machines, half on big."""
     temperature: float = 0.0
-    top_p: float = 0.95
+    top_p: Share = 0.95
     debounce_ms: int = 0
     """Server-side wait before an automatic completion; a newer request supersedes."""
     adaptive_debounce: Literal["adaptive", "off"] = "adaptive"
@@ -93,6 +109,9 @@ class Settings:
     """A request that types what a running generation produced attaches to it."""
     accept_ahead: bool = True
     """While idle, compute the completion after the shown one as if it were accepted."""
+    idle_warmup: bool = True
+    """While idle, prefill the prompt where a document was opened or the cursor went (no
+    generation; dropped when real work arrives), so the next suggestion pays only the tail."""
     time_budget_ms: int = 600
     """Automatic single-line completions show what is ready this long after the request
     (when useful); 0: wait for the whole line."""
@@ -120,7 +139,7 @@ class Settings:
     docstring_style: DocstringStyle = "google"
     # Workspace index and retrieval
     retrieval: bool = True
-    retrieval_share: float = 0.3
+    retrieval_share: Share = 0.3
     """Share of the prompt budget for snippets from other files."""
     index_max_file_bytes: int = 1_000_000
     index_max_files: int = 200_000
@@ -131,7 +150,7 @@ class Settings:
     tcp_auth_timeout_s: float = 10.0
     """A TCP connection that has not sent a token-checked ``initialize`` this long after
     connecting is closed."""
-    tcp_max_connections: int = 64
+    tcp_max_connections: AtLeastOne = 64
     """Concurrent TCP connections. When full, a new connection takes the place of the oldest
     one that is not authenticated yet; with none of those, it is refused."""
 
@@ -190,59 +209,104 @@ def to_camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_HINTS = get_type_hints(Settings)
+# -- coercion of raw layer values (TOML, JSON from the client, `--set` strings) -------------------
+
+
+def _to_bool(value: Any, _: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
+        return value.lower() in {"true", "1", "yes"}
+    raise ValueError("must be true or false")
+
+
+def _to_int(value: Any, _: type) -> int:
+    """Every integer setting is a count or a duration: never negative."""
+    if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+        raise ValueError("must be an integer")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("must be an integer") from None
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _to_float(value: Any, _: type) -> float:
+    """Every number setting is a share, a temperature or a duration: never negative."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("must be a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if number < 0 or number != number:
+        raise ValueError("must be a non-negative number")
+    return number
+
+
+def _to_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _is_literal(hint: Any) -> bool:
+    return get_origin(hint) is Literal
+
+
+def _to_literal(value: Any, hint: Any) -> str:
+    """Case-insensitive: ``backend = "LlamaCpp"`` is ``llamacpp``."""
+    allowed = get_args(hint)
+    if isinstance(value, str) and value.lower() in allowed:
+        return value.lower()
+    raise ValueError(f"must be one of {', '.join(map(repr, allowed))}")
+
+
+def _is_str_tuple(hint: Any) -> bool:
+    return get_origin(hint) is tuple
+
+
+def _to_str_tuple(value: Any, _: Any) -> tuple[str, ...]:
+    """A list of strings; one string is a list of one."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of strings")
+    return tuple(value)
+
+
+def _is_limited(hint: Any) -> bool:
+    return any(isinstance(m, Limit) for m in getattr(hint, "__metadata__", ()))
+
+
+def _limited(value: Any, hint: Any) -> Any:
+    """The base type's coercion, then the :class:`Limit` of the field."""
+    number = _converter.structure(value, hint.__origin__)
+    for limit in hint.__metadata__:
+        if isinstance(limit, Limit) and not limit.low <= number <= limit.high:
+            raise ValueError(limit.reason)
+    return number
+
+
+_converter = cattrs.Converter()
+"""Raw values to field types. A hook raises ValueError with the reason a value is refused
+(the warning's text)."""
+_converter.register_structure_hook(bool, _to_bool)
+_converter.register_structure_hook(int, _to_int)
+_converter.register_structure_hook(float, _to_float)
+_converter.register_structure_hook(str, _to_str)
+_converter.register_structure_hook_func(_is_literal, _to_literal)
+_converter.register_structure_hook_func(_is_str_tuple, _to_str_tuple)
+_converter.register_structure_hook_func(_is_limited, _limited)
+
+_HINTS = get_type_hints(Settings, include_extras=True)
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Convert one raw value to the field's type, or raise ValueError with a reason."""
-    hint = _HINTS[name]
-    if get_origin(hint) is Literal:
-        allowed = get_args(hint)
-        if isinstance(value, str) and value.lower() in allowed:
-            return value.lower()
-        raise ValueError(f"must be one of {', '.join(map(repr, allowed))}")
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
-            return value.lower() in {"true", "1", "yes"}
-        raise ValueError("must be true or false")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str, float)):
-            raise ValueError("must be an integer")
-        try:
-            number = int(value)
-        except ValueError:
-            raise ValueError("must be an integer") from None
-        if number < 0:
-            raise ValueError("must not be negative")
-        if name in {"max_new_tokens", "context_window", "tcp_max_connections"} and number < 1:
-            raise ValueError("must be at least 1")
-        return number
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError("must be a number")
-        try:
-            number_f = float(value)
-        except ValueError:
-            raise ValueError("must be a number") from None
-        if number_f < 0 or number_f != number_f:
-            raise ValueError("must be a non-negative number")
-        if name in {"suffix_share", "retrieval_share", "top_p"} and number_f > 1:
-            raise ValueError("must be between 0 and 1")
-        return number_f
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError("must be a string")
-        return value
-    if get_origin(hint) is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ValueError("must be a list of strings")
-        return tuple(value)
-    raise ValueError("unsupported type")  # pragma: no cover
+    return _converter.structure(value, _HINTS[name])
 
 
 def _flatten(layer: Mapping[str, Any]) -> dict[str, Any]:
@@ -268,7 +332,7 @@ def merge(
         if value is None:
             continue
         name = to_snake(str(raw_key))
-        if name not in _FIELDS:
+        if name not in _HINTS:
             warnings.append(f"{source}: unknown setting {raw_key!r} ignored")
             continue
         try:

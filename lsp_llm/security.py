@@ -34,7 +34,7 @@ def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
     for pattern in patterns:
         try:
             pathspec.GitIgnoreSpec.from_lines([_fold(pattern)])
-        except Exception as exc:
+        except Exception as exc:  # one bad user pattern must not disable the others; logged
             log.warning("ignoring the secret pattern %r: %s", pattern, exc)
             continue
         valid.append(_fold(pattern))

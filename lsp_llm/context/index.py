@@ -170,14 +170,10 @@ class WorkspaceIndex:
         rules = self._rules
         return rules.lexical_relative(path) or rules.relative(path)
 
-    def is_indexable(self, path: Path) -> bool:
-        """Whether ``path`` may be indexed and shown to the model (see :mod:`.scan`)."""
-        rules = self._rules
-        rel = rules.accepts(path)
-        if rel is None:
-            return False
-        full = rules.root / rel
-        return not (full.exists() and scan_mod.looks_binary(full))
+    def accepts(self, path: Path) -> str | None:
+        """The workspace-relative path of ``path`` if the index may hold it and show it to the
+        model (path rules and ``stat`` only, see :meth:`.scan.IgnoreRules.accepts`), else None."""
+        return self._rules.accepts(path)
 
     # -- writers --------------------------------------------------------------------------------
 
@@ -194,7 +190,7 @@ class WorkspaceIndex:
         with self._work_lock:
             try:
                 self._build_locked(progress, force=force, save=save)
-            except Exception:
+            except Exception:  # only to record the state; logged and re-raised
                 self._state = "error"
                 log.exception("indexing %s failed", self.root)
                 raise
@@ -208,7 +204,7 @@ class WorkspaceIndex:
                 return
             try:
                 self._update_locked(list(paths))
-            except Exception:
+            except Exception:  # must not stop the watcher; the next change retries; logged
                 log.exception("updating the index of %s failed", self.root)
 
     def flush(self) -> bool:
@@ -368,7 +364,7 @@ class WorkspaceIndex:
         if pool is not None and len(tasks) >= reader_mod.POOL_MIN_FILES and pool.start():
             try:
                 results = list(pool.read(tasks, limit, progress))
-            except Exception as exc:
+            except Exception as exc:  # any worker failure (pickling, a killed process): in-thread
                 log.warning("index worker processes failed (%s); parsing in-thread", exc)
             else:
                 self._workers = pool.workers
@@ -597,7 +593,7 @@ class WorkspaceIndex:
             offset,
             budget=retrieval_budget(self.settings) if budget is None else budget,
             count=count or default_token_count,
-            allowed=lambda r: not rules.is_ignored_path(r),
+            allowed=rules.allows,
             overlay=self._overlay,
             recent=self._recent,
         )
@@ -634,7 +630,7 @@ class WorkspaceIndex:
             try:
                 self._materialize_locked()
                 self._save_locked()  # when the store could not supply everything
-            except Exception:
+            except Exception:  # readers get the snapshot they have; logged
                 log.exception("loading the index of %s failed", self.root)
             finally:
                 self._work_lock.release()
@@ -643,7 +639,7 @@ class WorkspaceIndex:
     def _background_materialize(self) -> None:
         try:
             self.materialize()
-        except Exception:
+        except Exception:  # a background thread: nobody to raise to; logged
             log.exception("loading the index of %s failed", self.root)
         finally:
             self._loading.clear()

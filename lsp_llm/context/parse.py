@@ -9,7 +9,9 @@ yields whatever symbols tree-sitter recovered, or none, and always the chunks.
 Lines are counted the way tree-sitter counts rows: split on ``"\\n"`` only (see
 :func:`split_lines`), so symbol and chunk line numbers agree with each other.
 
-``Parser`` objects are not shared between threads (one per thread and language).
+File extensions and grammars come from :mod:`lsp_llm.languages`; parsers from
+:func:`lsp_llm.treesitter.parser_for` (one per thread and language, never shared). The node-type
+tables below are what the indexer extracts from each grammar.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import threading
 from collections.abc import Callable
-from typing import Any
 
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Node
+
+from lsp_llm.languages import spec_for_path
+from lsp_llm.treesitter import parser_for
 
 log = logging.getLogger(__name__)
 
@@ -73,115 +76,19 @@ class ParseResult:
     chunks: tuple[Chunk, ...]
 
 
-EXTENSIONS: dict[str, str] = {
-    "py": "python",
-    "pyi": "python",
-    "pyw": "python",
-    "js": "javascript",
-    "mjs": "javascript",
-    "cjs": "javascript",
-    "jsx": "javascript",
-    "ts": "typescript",
-    "mts": "typescript",
-    "cts": "typescript",
-    "tsx": "tsx",
-    "go": "go",
-    "rs": "rust",
-    "java": "java",
-    "c": "c",
-    "h": "c",
-    "cc": "cpp",
-    "cpp": "cpp",
-    "cxx": "cpp",
-    "c++": "cpp",
-    "hpp": "cpp",
-    "hh": "cpp",
-    "hxx": "cpp",
-    "h++": "cpp",
-    "ipp": "cpp",
-    "inl": "cpp",
-}
-
-
 def language_for(path: str) -> str | None:
-    """The tree-sitter language for a file name, by extension."""
-    name = path.rsplit("/", 1)[-1]
-    if "." not in name:
-        return None
-    return EXTENSIONS.get(name.rsplit(".", 1)[-1].lower())
+    """The index's language name for a file (its tree-sitter grammar name), by extension.
+
+    None for files without a grammar (chunks only). The names are the grammar names of
+    :mod:`lsp_llm.languages` (``tsx``; ``javascript`` for ``.jsx`` files).
+    """
+    spec = spec_for_path(path)
+    return spec.grammar.name if spec is not None and spec.grammar is not None else None
 
 
 def split_lines(text: str) -> list[str]:
     """Lines as tree-sitter numbers them (``\\r`` stays at the end of CRLF lines)."""
     return text.split("\n")
-
-
-# -- grammars -----------------------------------------------------------------------------------
-
-
-def _load_language(name: str) -> Any:
-    if name == "python":
-        import tree_sitter_python as mod
-
-        return mod.language()
-    if name == "javascript":
-        import tree_sitter_javascript as mod_js
-
-        return mod_js.language()
-    if name in ("typescript", "tsx"):
-        import tree_sitter_typescript as mod_ts
-
-        return mod_ts.language_tsx() if name == "tsx" else mod_ts.language_typescript()
-    if name == "go":
-        import tree_sitter_go as mod_go
-
-        return mod_go.language()
-    if name == "rust":
-        import tree_sitter_rust as mod_rs
-
-        return mod_rs.language()
-    if name == "java":
-        import tree_sitter_java as mod_java
-
-        return mod_java.language()
-    if name == "c":
-        import tree_sitter_c as mod_c
-
-        return mod_c.language()
-    if name == "cpp":
-        import tree_sitter_cpp as mod_cpp
-
-        return mod_cpp.language()
-    raise LookupError(name)
-
-
-_languages: dict[str, Language | None] = {}
-_languages_lock = threading.Lock()
-_local = threading.local()
-
-
-def _language(name: str) -> Language | None:
-    with _languages_lock:
-        if name not in _languages:
-            try:
-                _languages[name] = Language(_load_language(name))
-            except Exception as exc:
-                log.warning("tree-sitter grammar %s unavailable: %s", name, exc)
-                _languages[name] = None
-        return _languages[name]
-
-
-def _parser(name: str) -> Parser | None:
-    parsers: dict[str, Parser] | None = getattr(_local, "parsers", None)
-    if parsers is None:
-        parsers = _local.parsers = {}
-    parser = parsers.get(name)
-    if parser is None:
-        lang = _language(name)
-        if lang is None:
-            return None
-        parser = parsers[name] = Parser(lang)
-    return parser
 
 
 # -- per-language tables ------------------------------------------------------------------------
@@ -567,7 +474,7 @@ def parse_file(rel: str, text: str) -> ParseResult:
     lang = language_for(rel)
     if lang is None:
         return ParseResult("text", (), (), chunks)
-    parser = _parser(lang)
+    parser = parser_for(lang)
     if parser is None:
         return ParseResult("text", (), (), chunks)
     try:

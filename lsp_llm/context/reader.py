@@ -101,9 +101,9 @@ def parsed_entry(
 
 def _warm() -> int:
     """Run once per worker at start: the imports and the commonest grammar."""
-    from lsp_llm.context import parse
+    from lsp_llm.treesitter import parser_for
 
-    parse._parser("python")
+    parser_for("python")
     return os.getpid()
 
 
@@ -151,7 +151,7 @@ class ParsePool:
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
             )
             self._warming = [self._executor.submit(_warm) for _ in range(self.workers)]
-        except Exception as exc:
+        except Exception as exc:  # no processes here (sandbox, no /dev/shm...): in-thread; logged
             log.warning("cannot start index worker processes (%s); parsing in-thread", exc)
             self.failed = True
             self.close()

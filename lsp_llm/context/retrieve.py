@@ -81,6 +81,10 @@ MAX_MODULE_MEMBERS = 40
 MIN_SIMILARITY = 0.12
 """Normalised BM25 score below which a window is not worth its tokens."""
 MAX_CANDIDATE_FILES = 40
+LOCAL_SCAN_BEFORE = 24_000
+LOCAL_SCAN_AFTER = 8_000
+"""Characters around the cursor searched for local assignments (:data:`_LOCAL_RE`); the parsed
+symbols of the file cover the rest."""
 RANK_DF_SHARE = 0.1
 RANK_MIN_FILES = 200
 """In a workspace of more than RANK_MIN_FILES files, a token in more than RANK_DF_SHARE of
@@ -101,6 +105,19 @@ _IMPORT_LINE_RE = re.compile(
     r"|^.*\brequire[ \t]*\(.*$",
     re.MULTILINE,
 )
+_IMPORT_LINE_NO_REQUIRE_RE = re.compile(
+    r"^[ \t]*(?:import|from|use|using|extern[ \t]+crate|#[ \t]*include|export[ \t].*from)\b.*$",
+    re.MULTILINE,
+)
+""":data:`_IMPORT_LINE_RE` for a text without ``require`` (the same matches; its second branch
+backtracks over every line, a third of a 40 kB file's retrieval time)."""
+
+
+def import_lines_of(text: str) -> list[str]:
+    """The import lines of ``text`` (:data:`_IMPORT_LINE_RE`)."""
+    regex = _IMPORT_LINE_RE if "require" in text else _IMPORT_LINE_NO_REQUIRE_RE
+    return regex.findall(text)
+
 
 _STOPWORD_TEXT = """
     abstract and as assert async await auto bool boolean break byte case catch char class const
@@ -146,7 +163,7 @@ def default_token_count(text: str) -> int:
     so that it is never less than a real tokenizer counts for its most expensive rendering
     (every line commented out under a ``// Path:`` label): :class:`ApproxTokenizer`'s
     over-count plus a comment marker per line and the label's words."""
-    return len(_APPROX.encode(text)) + text.count("\n") + 4
+    return _APPROX.count(text) + text.count("\n") + 4
 
 
 def _min_token_count(chars: int, newlines: int) -> int:
@@ -285,6 +302,27 @@ class _ChunkStats:
 
 CHUNK_STATS = _ChunkStats()
 
+LINES_CACHE_FILES = 64
+_lines_cache: OrderedDict[tuple[str, bytes], list[str]] = OrderedDict()
+_lines_lock = threading.Lock()
+
+
+def lines_of(entry: FileEntry) -> list[str]:
+    """``split_lines(entry.text)``, kept for the :data:`LINES_CACHE_FILES` most recently used
+    files (the same definition files come back keystroke after keystroke). Never mutate."""
+    key = (entry.rel, entry.digest)
+    with _lines_lock:
+        hit = _lines_cache.get(key)
+        if hit is not None:
+            _lines_cache.move_to_end(key)
+            return hit
+    lines = split_lines(entry.text)
+    with _lines_lock:
+        _lines_cache[key] = lines
+        while len(_lines_cache) > LINES_CACHE_FILES:
+            _lines_cache.popitem(last=False)
+    return lines
+
 
 def chunk_counts(entry: FileEntry) -> tuple[Counter[str], ...]:
     """:func:`tokens` counted per chunk of ``entry``. Chunks overlap, so the text is counted
@@ -295,18 +333,23 @@ def chunk_counts(entry: FileEntry) -> tuple[Counter[str], ...]:
     widths = list(itertools.accumulate(map(len, text.split("\n")), initial=0))
     last = len(widths) - 1
     bounds = sorted({min(b, last) for c in entry.chunks for b in (c.start_line, c.end_line)})
+    # Per segment: its tokens and their counts (``Counter`` of a list counts in C).
+    words_of: dict[int, list[str]] = {}
     segments: dict[int, Counter[str]] = {}
     for start, end in itertools.pairwise(bounds):
         words = _IDENT_RE.findall(text, widths[start] + start, widths[end] + end)
-        segments[start] = Counter([w for w in words if w not in _NOT_TOKENS])
+        words = [w for w in words if w not in _NOT_TOKENS]
+        words_of[start] = words
+        segments[start] = Counter(words)
     out = []
     for chunk in entry.chunks:
         first = bisect.bisect_left(bounds, min(chunk.start_line, last))
         stop = bisect.bisect_left(bounds, min(chunk.end_line, last))
-        counts: Counter[str] = Counter()
-        for start in bounds[first:stop]:
-            counts.update(segments[start])
-        out.append(counts)
+        starts = bounds[first:stop]
+        if len(starts) == 1:  # one segment (no other chunk starts or ends inside): shared
+            out.append(segments[starts[0]])
+        else:
+            out.append(Counter(itertools.chain.from_iterable(words_of[s] for s in starts)))
     return tuple(out)
 
 
@@ -581,8 +624,15 @@ def _definitions(
 
     current = view.file(rel) if rel else None
     local_names = {s.name for s in current.entry.symbols} if current else set()
-    local_names.update(a or b or c for a, b, c in _LOCAL_RE.findall(text))
-    import_lines = _IMPORT_LINE_RE.findall(text)
+    # Names the text assigns or defines: near the cursor from the live text (the cost of the
+    # regex grows with what it reads), the rest of the file from its parsed symbols above.
+    local_lo = max(0, text.rfind("\n", 0, max(0, offset - LOCAL_SCAN_BEFORE)) + 1)
+    local_hi = text.find("\n", min(len(text), offset + LOCAL_SCAN_AFTER))
+    local_names.update(
+        a or b or c
+        for a, b, c in _LOCAL_RE.findall(text, local_lo, len(text) if local_hi < 0 else local_hi)
+    )
+    import_lines = import_lines_of(text)
     import_text = "\n".join(import_lines)
     if current:
         import_text += "\n" + "\n".join(current.entry.imports)
@@ -638,7 +688,7 @@ def _definitions(
             by_container: dict[str, list[Symbol]] = {}
             for s in data.entry.symbols:
                 by_container.setdefault(s.container, []).append(s)
-            per_file[symbol.path] = (split_lines(data.entry.text), by_container)
+            per_file[symbol.path] = (lines_of(data.entry), by_container)
         lines, by_container = per_file[symbol.path]
         members = [s for s in by_container.get(symbol.name, ()) if s is not symbol]
         full, compact = _definition_text(symbol, lines, members)
@@ -793,7 +843,7 @@ def _similar(
             if score < MIN_SIMILARITY:
                 continue
             if lines is None:
-                lines = split_lines(data.entry.text)
+                lines = lines_of(data.entry)
             chunk = data.entry.chunks[i]
             snippet = "\n".join(
                 line.rstrip("\r") for line in lines[chunk.start_line : chunk.end_line]

@@ -36,6 +36,9 @@ from lsp_llm.security import is_secret_path
 
 log = logging.getLogger(__name__)
 
+MAX_REMEMBERED_PATHS = 100_000
+"""Answers of :meth:`IgnoreRules.allows` kept per rules instance (then forgotten at once)."""
+
 SKIP_DIRS: frozenset[str] = frozenset(
     {
         ".git",
@@ -120,6 +123,9 @@ class IgnoreRules:
         self.settings = settings
         self._extra = _spec(list(settings.extra_ignore))
         self._dir_specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
+        self._allowed: dict[str, bool] = {}
+        """:meth:`allows` answers (the rules of one instance never change: a change of an
+        ignore file makes the index build a new instance)."""
 
     # -- ignore files -------------------------------------------------------------------------
 
@@ -185,6 +191,16 @@ class IgnoreRules:
             if self.is_ignored_entry("/".join(parts[:i]), is_dir=True):
                 return True
         return self.is_ignored_entry(rel, is_dir)
+
+    def allows(self, rel: str) -> bool:
+        """``not is_ignored_path(rel)``, remembered (retrieval asks for the same candidate files
+        on every keystroke; a dict lookup instead of a walk over gitignore specs)."""
+        known = self._allowed.get(rel)
+        if known is None:
+            if len(self._allowed) >= MAX_REMEMBERED_PATHS:
+                self._allowed.clear()
+            known = self._allowed[rel] = not self.is_ignored_path(rel)
+        return known
 
     def relative(self, path: Path) -> str | None:
         """The root-relative form of ``path`` (made absolute against the root), or None when

@@ -274,13 +274,13 @@ class IndexStore:
             log.warning("cannot read index %s (%s); rebuilding", self.path, exc)
             self.status = "corrupt"
             return {}
-        except Exception as exc:
+        except Exception as exc:  # garbage fails in any way (msgpack, TypeError...): rebuild
             log.warning("index %s is corrupt (%s); rebuilding", self.path, exc)
             self.status = "corrupt"
             return {}
         try:
             return self._decode_meta(header, offset, meta_bytes)
-        except Exception as exc:
+        except Exception as exc:  # garbage fails in any way (msgpack, TypeError...): rebuild
             log.warning("index %s is corrupt (%s); rebuilding", self.path, exc)
             self.status = "corrupt"
             return {}
@@ -367,7 +367,7 @@ class IndexStore:
             return out
         except FileNotFoundError:
             log.warning("index %s disappeared; rebuilding from the files", self.path)
-        except Exception as exc:
+        except Exception as exc:  # garbage fails in any way (msgpack, TypeError...): rebuild
             log.warning("index %s is corrupt (%s); rebuilding from the files", self.path, exc)
             self.status = "corrupt"
         self._heavy = None

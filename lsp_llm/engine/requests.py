@@ -1,6 +1,10 @@
 """What crosses between the event loop and the model thread.
 
-Only immutable values (and the thread-safe :class:`CancelToken`) cross threads.
+Only immutable values (and the thread-safe :class:`CancelToken`) cross threads. A request may
+carry a ``prepare`` function instead of a finished prompt: the model thread calls it right before
+the generation (the work that needs the tokenizer: token budgets, template detection, the stop
+predicate), so none of it runs on the event loop (TGI's router hands its scheduler a validated,
+tokenized request in the same way).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 Priority = Literal[0, 1, 2]
@@ -51,6 +55,21 @@ class ChatMessage:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """What a request's ``prepare`` function computed on the model thread."""
+
+    prompt: str
+    stop: tuple[str, ...] = ()
+    should_stop: Callable[[str], bool] | None = None
+
+
+Prepare = Callable[[Any], Prepared]
+"""Model thread, before the generation: called with the loaded
+:class:`~lsp_llm.engine.backends.base.Backend`, returns the prompt (raises to fail the
+request). Typed ``Any`` here because the backends import this module (no circle)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class GenerationRequest:
     """One generation. Either ``prompt`` (raw text, e.g. FIM) or ``messages`` (chat)."""
 
@@ -67,7 +86,12 @@ class GenerationRequest:
     priority: Priority = PRIORITY_COMPLETION
     supersede_key: str = ""
     """A newer request with the same non-empty key cancels this one."""
-    kind: Literal["completion", "explain", "docstring"] = "completion"
+    kind: Literal["completion", "explain", "docstring", "warmup"] = "completion"
+    """``warmup``: an idle prefill nobody waits for; it never shows in ``lastRequest`` /
+    ``lastCancel`` (status reports what users asked for)."""
+    prepare: Prepare | None = None
+    """Called once on the model thread before the generation; its result replaces ``prompt``,
+    ``stop`` and ``should_stop``. A request cancelled before or during it never generates."""
     cancel: CancelToken = dataclasses.field(default_factory=CancelToken)
     id: int = dataclasses.field(default_factory=lambda: next(_ids))
     created_at: float = dataclasses.field(default_factory=time.perf_counter)

@@ -5,7 +5,10 @@ Concurrency story (the only one in the code base):
 * The event loop calls :meth:`Engine.submit` / :meth:`Engine.stream`. Those put an immutable
   :class:`GenerationRequest` on a priority queue guarded by one condition variable.
 * Exactly one worker thread pops requests, loads models and runs ``backend.generate``. Nothing
-  else touches the backend.
+  else touches the backend, its tokenizer included: a request's ``prepare`` (prompt building
+  with exact token counts, template detection, the stop predicate) runs on this thread right
+  before the generation, and whether the model has a chat template is probed here at load
+  (:attr:`Engine.has_chat_template`).
 * Results travel back as immutable events through ``loop.call_soon_threadsafe``.
 * Cancellation is a :class:`CancelToken` set from the loop and polled by the backend between
   decode steps; requests cancelled while queued are dropped when they reach the front.
@@ -29,7 +32,13 @@ from typing import Any, Literal
 from lsp_llm.config import Settings, cpu_threads
 from lsp_llm.engine.backends.base import Backend, BackendError, OutOfMemory, TokenizerLike
 from lsp_llm.engine.models import ModelNotFound, ModelSpec, choose_backend, resolve_model
-from lsp_llm.engine.requests import GenerationRequest, GenerationResult, Timings, TokenEvent
+from lsp_llm.engine.requests import (
+    ChatMessage,
+    GenerationRequest,
+    GenerationResult,
+    Timings,
+    TokenEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +145,7 @@ class Engine:
         self._current: GenerationRequest | None = None
         self._pending_load: Settings | None = settings
         self._backend: Backend | None = None
+        self._chat_template = False
         self._stopping = False
         self._listeners: list[StateListener] = []
         self._status = EngineStatus(state="loading", message="starting")
@@ -191,8 +201,10 @@ class Engine:
     @property
     def status(self) -> EngineStatus:
         with self._cond:
+            # Cancelled requests wait in the heap until popped; they are not work.
+            live = sum(1 for _, _, queued, _ in self._queue if not queued.cancel.cancelled)
             return dataclasses.replace(
-                self._status, queue_depth=len(self._queue), busy=self._current is not None
+                self._status, queue_depth=live, busy=self._current is not None
             )
 
     @property
@@ -205,6 +217,11 @@ class Engine:
         if backend is None or self._status.state != "ready":
             return None
         return backend.tokenizer
+
+    @property
+    def has_chat_template(self) -> bool:
+        """The loaded model renders chat messages (probed once on the model thread at load)."""
+        return self._chat_template and self._status.state == "ready"
 
     @property
     def backend(self) -> Backend | None:
@@ -325,10 +342,11 @@ class Engine:
         self._idle.set()
 
     def _close_backend(self) -> None:
+        self._chat_template = False
         if self._backend is not None:
             try:
                 self._backend.close()
-            except Exception:
+            except Exception:  # a backend that fails to close must not stop a reload; logged
                 log.exception("closing the backend failed")
             self._backend = None
 
@@ -352,7 +370,7 @@ class Engine:
             log.error("model failed to load: %s", exc)
             self._set_status(state="error", message=str(exc), progress=None)
             return
-        except Exception as exc:
+        except Exception as exc:  # any load failure is a status, not a dead thread; logged
             log.error("model failed to load:\n%s", traceback.format_exc())
             self._set_status(
                 state="error",
@@ -360,6 +378,12 @@ class Engine:
                 progress=None,
             )
             return
+        try:
+            probe = backend.render_chat((ChatMessage(role="user", content="hi"),))
+        except Exception:  # a template that fails here fails for every request
+            log.exception("probing the chat template failed")
+            probe = None
+        self._chat_template = probe is not None
         self._backend = backend
         # Settings that changed while the model loaded (initializationOptions) apply now.
         self.update_settings(self._settings)
@@ -393,6 +417,39 @@ class Engine:
                 )
             )
             return
+        if request.prepare is not None:
+            try:
+                prepared = request.prepare(backend)
+            except Exception as exc:  # a bug in prompt building fails this request only
+                log.error("request %d: preparing failed:\n%s", request.id, traceback.format_exc())
+                sink(
+                    GenerationResult(
+                        texts=("",) * n,
+                        finish_reason="error",
+                        error=f"preparing the prompt failed: {exc.__class__.__name__}: {exc}",
+                    )
+                )
+                return
+            request = dataclasses.replace(
+                request,
+                prompt=prepared.prompt,
+                stop=prepared.stop,
+                should_stop=prepared.should_stop,
+                prepare=None,
+            )
+            if request.cancel.cancelled:  # cancelled while its prompt was being built
+                cancelled_at = request.cancel.cancelled_at
+                if cancelled_at is not None:
+                    self._update_status(
+                        last_cancel=CancelRecord(
+                            latency_s=max(0.0, time.perf_counter() - cancelled_at),
+                            step_s=0.0,
+                            reason=request.cancel.reason,
+                            new_tokens=0,
+                        )
+                    )
+                sink(GenerationResult(texts=("",) * n, finish_reason="cancelled"))
+                return
         try:
             result = backend.generate(request, sink)
         except OutOfMemory as exc:
@@ -401,7 +458,7 @@ class Engine:
         except BackendError as exc:
             log.error("request %d failed: %s", request.id, exc)
             result = GenerationResult(texts=("",) * n, finish_reason="error", error=str(exc))
-        except Exception as exc:
+        except Exception as exc:  # a failed request must not kill the model thread; logged
             log.error("request %d failed:\n%s", request.id, traceback.format_exc())
             result = GenerationResult(
                 texts=("",) * n,
@@ -413,7 +470,9 @@ class Engine:
         # asks for it as soon as it has the answer sees this request.
         cancelled_at = request.cancel.cancelled_at
         status: EngineStatus | None = None
-        if result.finish_reason == "cancelled" and cancelled_at is not None:
+        if request.kind == "warmup":
+            pass  # an idle prefill: status reports what users asked for
+        elif result.finish_reason == "cancelled" and cancelled_at is not None:
             t = result.timings
             self._update_status(
                 last_cancel=CancelRecord(
@@ -428,3 +487,25 @@ class Engine:
         sink(result)
         if status is not None:
             self._notify(status)
+
+
+def wait_for_engine(
+    engine: Engine,
+    timeout: float,
+    on_progress: Callable[[str], None] | None = None,
+) -> tuple[bool, str]:
+    """Wait until a started engine is ready or failed: (ready, its last status message).
+    ``on_progress`` gets each new load message. The one wait loop (one-shot commands, doctor)."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        status = engine.status
+        if status.state == "ready":
+            return True, status.message
+        if status.state == "error":
+            return False, status.message
+        if on_progress is not None and status.message != last:
+            on_progress(status.message)
+            last = status.message
+        time.sleep(0.05)
+    return False, f"timed out after {timeout:.0f} s waiting for the model to load"

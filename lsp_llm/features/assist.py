@@ -11,25 +11,24 @@ import dataclasses
 from collections.abc import Callable
 
 from lsp_llm.config import Settings
+from lsp_llm.docstrings import (
+    DocTarget,
+    TextEdit,
+    docstring_edit,
+    docstring_language,
+    find_target,
+    render_docstring,
+)
 from lsp_llm.engine.requests import (
     PRIORITY_DOCSTRING,
     PRIORITY_EXPLAIN,
     CancelToken,
-    ChatMessage,
     GenerationRequest,
     GenerationResult,
 )
 from lsp_llm.engine.worker import Engine
 from lsp_llm.errors import InvalidParams, RequestFailed
 from lsp_llm.features.completion import DocumentSnapshot
-from lsp_llm.prompts.docstrings import (
-    DocTarget,
-    TextEdit,
-    docstring_edit,
-    find_target,
-    normalize_language,
-    render_docstring,
-)
 from lsp_llm.prompts.instructions import (
     docstring_messages,
     docstring_plain_prompt,
@@ -65,17 +64,18 @@ class DocstringResult:
 
 
 def use_chat(engine: Engine) -> bool:
-    """Chat prompts for remote servers and instruction-tuned local models."""
+    """Chat prompts for remote servers and instruction-tuned local models.
+
+    Reads only names and the engine's load-time probe of the chat template: the template
+    itself is rendered on the model thread (``backend.generate``), never on the event loop.
+    """
     backend = engine.backend
     if backend is None:
         return False
     if backend.name == "openai":
         return True
     name = backend.model_name.lower()
-    return (
-        any(m in name for m in _INSTRUCT_MARKERS)
-        and backend.render_chat((ChatMessage(role="user", content="hi"),)) is not None
-    )
+    return any(m in name for m in _INSTRUCT_MARKERS) and engine.has_chat_template
 
 
 def _ensure_allowed(snap: DocumentSnapshot, settings: Settings) -> None:
@@ -117,7 +117,7 @@ def explain_region(snap: DocumentSnapshot, start: int, end: int) -> tuple[str, i
         first = text.count("\n", 0, start)
         return text[start:end], first, first + text[start:end].rstrip("\n").count("\n")
     line = text.count("\n", 0, start)
-    target = find_target(text, line, snap.language) if normalize_language(snap.language) else None
+    target = find_target(text, line, snap.language) if docstring_language(snap.language) else None
     lines = text.split("\n")
     if target is not None:
         first, last = target.decl_start[0], target.end_line
@@ -173,7 +173,7 @@ async def explain(
 
 
 def docstring_style(settings: Settings, language: str) -> str:
-    return settings.docstring_style if normalize_language(language) == "python" else "default"
+    return settings.docstring_style if docstring_language(language) == "python" else "default"
 
 
 async def docstring(
@@ -188,7 +188,7 @@ async def docstring(
 ) -> DocstringResult:
     from lsp_llm.prompts.instructions import parse_docstring_answer
 
-    if normalize_language(snap.language) is None:
+    if docstring_language(snap.language) is None:
         raise InvalidParams(f"docstrings are not supported for {snap.language!r} files")
     _ensure_allowed(snap, settings)
     target = find_target(snap.text, line, snap.language)

@@ -5,6 +5,14 @@ same path: completion cache -> accept-ahead cache -> an in-flight generation to 
 retrieval -> prompt -> engine -> post-processing. The shape (one line or several) is decided
 before the model runs and is its stop rule. The typing engine's pieces are in
 :mod:`lsp_llm.features.typing`.
+
+Where the work happens: a request's cursor is split into prefix and suffix once
+(:class:`CursorContext`); caches, recycling, retrieval (it reads the index's state, which the
+loop owns) and the shape run on the event loop. Everything that needs the model's tokenizer
+(the exact-token budget, the prompt format detected from its special tokens, the rendered
+prompt and its stop predicate) is the job's ``prepare`` step, which the engine runs on the model
+thread right before the generation (:class:`CompletionJob`). On the llama.cpp backend every
+``encode`` is a call into the model server, so none of it may block the loop.
 """
 
 from __future__ import annotations
@@ -20,15 +28,17 @@ from typing import Literal
 from lsp_llm.config import Settings
 from lsp_llm.context.retrieve import retrieval_budget
 from lsp_llm.context.types import ContextSnippet
-from lsp_llm.engine.backends.base import TokenizerLike
+from lsp_llm.engine.backends.base import Backend, TokenizerLike
 from lsp_llm.engine.requests import (
     PRIORITY_COMPLETION,
     PRIORITY_EXPLAIN,
     CancelToken,
     GenerationRequest,
     GenerationResult,
+    Prepared,
 )
 from lsp_llm.engine.worker import Engine, Event
+from lsp_llm.errors import RequestFailed
 from lsp_llm.features.typing import (
     AdaptiveDebounce,
     AheadCache,
@@ -88,6 +98,15 @@ class CompletionOutcome:
     """Cross-file context that went into the prompt."""
 
 
+class CompletionFailed(RequestFailed):
+    """The model failed this completion (-32803, like every :class:`RequestFailed`); carries
+    the outcome (its spans and error) for status and the one-shot command."""
+
+    def __init__(self, outcome: CompletionOutcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
 @dataclasses.dataclass(frozen=True)
 class _CacheEntry:
     prefix: str
@@ -100,11 +119,80 @@ Retriever = Callable[[DocumentSnapshot, int, int], Sequence[ContextSnippet]]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class _Ask:
-    """One completion request on its way to an answer."""
+class CursorContext:
+    """One cursor in one snapshot, split once: every later step reads these fields."""
 
     snap: DocumentSnapshot
     offset: int
+    """Clamped to the text."""
+    prefix: str
+    suffix: str
+
+    @classmethod
+    def at(cls, snap: DocumentSnapshot, offset: int) -> CursorContext:
+        offset = max(0, min(offset, len(snap.text)))
+        return cls(snap=snap, offset=offset, prefix=snap.text[:offset], suffix=snap.text[offset:])
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompletionJob:
+    """What a completion hands the engine: built on the loop, immutable, prepared off it.
+
+    :meth:`prompt` is the only step that needs the tokenizer; the engine runs it on the model
+    thread (through the request's ``prepare``), never the event loop.
+    """
+
+    cursor: CursorContext
+    snippets: tuple[ContextSnippet, ...]
+    """From retrieval (on the loop); the prompt packs those that fit."""
+    budget: PromptBudget
+    multiline: bool = False
+    """The shape decided for this cursor (:func:`lsp_llm.prompts.shape.decide_shape`)."""
+    prefix_anchor: int | None = None
+
+    def prompt(self, tokenizer: TokenizerLike, template: FimTemplate | None) -> CompletionPrompt:
+        snap = self.cursor.snap
+        return build_completion_prompt(
+            text=snap.text,
+            offset=self.cursor.offset,
+            path=snap.path,
+            language=snap.language,
+            tokenizer=tokenizer,
+            template=template,
+            budget=self.budget,
+            snippets=self.snippets,
+            repo_name=repo_name_for(snap.uri, snap.path),
+            prefix_anchor=self.prefix_anchor,
+        )
+
+    def stops(self, prompt: CompletionPrompt) -> tuple[str, ...]:
+        if self.multiline:  # several lines even mid-line (``{|}``): no newline stop
+            return tuple(s for s in prompt.stop if s != "\n")
+        return prompt.stop
+
+    def stop_predicate(self) -> Callable[[str], bool]:
+        return make_stop_predicate(
+            prefix=self.cursor.prefix,
+            suffix=self.cursor.suffix,
+            language=self.cursor.snap.language,
+            multiline=self.multiline,
+        )
+
+
+@dataclasses.dataclass(eq=False)
+class _PromptSlot:
+    """The prompt a job's ``prepare`` built: written once on the model thread before the
+    result is sent, read on the loop after the result arrived (so never concurrently)."""
+
+    prompt: CompletionPrompt | None = None
+    ready_at: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Ask:
+    """One completion request on its way to an answer."""
+
+    cursor: CursorContext
     n: int
     settings: Settings
     trigger: Trigger
@@ -115,12 +203,31 @@ class _Ask:
     shape: Shape
 
     @property
-    def prefix(self) -> str:
-        return self.snap.text[: self.offset]
+    def snap(self) -> DocumentSnapshot:
+        return self.cursor.snap
 
-    @property
-    def suffix(self) -> str:
-        return self.snap.text[self.offset :]
+
+def prompt_budget(settings: Settings) -> PromptBudget:
+    """The completion prompt's token budget under ``settings``."""
+    return PromptBudget(
+        # The window holds the prompt and the tokens the model writes after it.
+        total_tokens=max(1, settings.context_window - settings.max_new_tokens),
+        suffix_share=settings.suffix_share,
+        context_share=settings.retrieval_share if settings.retrieval else 0.0,
+    )
+
+
+def retrieve(
+    snap: DocumentSnapshot, offset: int, settings: Settings, retriever: Retriever | None
+) -> tuple[ContextSnippet, ...]:
+    """Snippets of other files for a cursor (none when retrieval is off or fails)."""
+    if retriever is None or not settings.retrieval:
+        return ()
+    try:
+        return tuple(retriever(snap, offset, retrieval_budget(settings)))
+    except Exception:  # the index is an optional extra: complete without it, and log why
+        log.exception("retrieval failed; completing without cross-file context")
+        return ()
 
 
 def completion_prompt(
@@ -135,33 +242,18 @@ def completion_prompt(
 ) -> CompletionPrompt:
     """Retrieval, then the prompt: the one path from a cursor to the text the model sees.
 
-    The server's completions, ``lsp-llm context`` and the retrieval benchmark all call this,
-    so the snippets they report are the ones the prompt holds (``prompt.snippets``).
+    The server's completions (as a :class:`CompletionJob`), ``lsp-llm context`` and the
+    retrieval benchmark all build it this way, so the snippets they report are the ones the
+    prompt holds (``prompt.snippets``). It tokenizes: not for the event loop.
     """
-    budget = PromptBudget(
-        # The window holds the prompt and the tokens the model writes after it.
-        total_tokens=max(1, settings.context_window - settings.max_new_tokens),
-        suffix_share=settings.suffix_share,
-        context_share=settings.retrieval_share if settings.retrieval else 0.0,
-    )
-    snippets: Sequence[ContextSnippet] = ()
-    if retriever is not None and settings.retrieval:
-        try:
-            snippets = retriever(snap, offset, retrieval_budget(settings))
-        except Exception:
-            log.exception("retrieval failed; completing without cross-file context")
-    return build_completion_prompt(
-        text=snap.text,
-        offset=offset,
-        path=snap.path,
-        language=snap.language,
-        tokenizer=tokenizer,
-        template=template,
-        budget=budget,
-        snippets=snippets,
-        repo_name=repo_name_for(snap.uri, snap.path),
+    cursor = CursorContext.at(snap, offset)
+    job = CompletionJob(
+        cursor=cursor,
+        snippets=retrieve(snap, cursor.offset, settings, retriever),
+        budget=prompt_budget(settings),
         prefix_anchor=prefix_anchor,
     )
+    return job.prompt(tokenizer, template)
 
 
 class CompletionService:
@@ -173,11 +265,17 @@ class CompletionService:
         self.session_key = session_key
         self._cache: dict[str, _CacheEntry] = {}
         self._template_for: tuple[int, FimTemplate | None] | None = None
+        """Model thread only: the prompt format detected for the current tokenizer."""
         self._prefix_starts: dict[str, int] = {}
-        """uri -> where the last prompt's prefix window started (prompt layout hysteresis)."""
+        """uri -> where the last prompt's prefix window started (prompt layout hysteresis).
+        Read and written by jobs' ``prepare`` on the model thread, so the next prompt sees the
+        previous one's start; the loop only drops a closed document's entry (one atomic dict
+        operation; a stale start is only a hint that :func:`prefix_window_start` checks)."""
         self._inflight: dict[str, InflightGeneration] = {}
         """uri -> the newest generation for that document (running or just finished)."""
         self._ahead = AheadCache()
+        self._warming: GenerationRequest | None = None
+        """The idle warm-up running or queued (at most one per session)."""
         self.debounce = AdaptiveDebounce()
 
     def forget(self, uri: str) -> None:
@@ -188,11 +286,9 @@ class CompletionService:
         if gen is not None and gen.speculative:
             gen.cancel.cancel("document closed")
 
-    def _template(self) -> FimTemplate | None:
-        backend = self.engine.backend
-        tokenizer = self.engine.tokenizer
-        if backend is None or tokenizer is None:
-            return None
+    def _template(self, backend: Backend) -> FimTemplate | None:
+        """Model thread: the FIM format from the tokenizer's special tokens (once per model)."""
+        tokenizer = backend.tokenizer
         key = id(tokenizer)
         if self._template_for is None or self._template_for[0] != key:
             family = detect_family(backend.model_name, tokenizer.special_tokens)
@@ -202,10 +298,13 @@ class CompletionService:
 
     def from_cache(self, snap: DocumentSnapshot, offset: int) -> tuple[str, ...]:
         """Suggestions that the user is typing into: the rest comes back without the model."""
-        entry = self._cache.get(snap.uri)
+        cursor = CursorContext.at(snap, offset)
+        return self._from_cache(snap.uri, cursor.prefix, cursor.suffix)
+
+    def _from_cache(self, uri: str, prefix: str, suffix: str) -> tuple[str, ...]:
+        entry = self._cache.get(uri)
         if entry is None:
             return ()
-        prefix, suffix = snap.text[:offset], snap.text[offset:]
         if suffix != entry.suffix or not prefix.startswith(entry.prefix):
             return ()
         typed = prefix[len(entry.prefix) :]
@@ -229,9 +328,10 @@ class CompletionService:
 
     def answerable_now(self, snap: DocumentSnapshot, offset: int, settings: Settings) -> bool:
         """True when a request here needs no new generation (a cache, or one to attach to)."""
-        prefix, suffix = snap.text[:offset], snap.text[offset:]
+        cursor = CursorContext.at(snap, offset)
+        prefix, suffix = cursor.prefix, cursor.suffix
         options = TypingOptions.from_settings(settings)
-        if settings.completion_cache and self.from_cache(snap, offset):
+        if settings.completion_cache and self._from_cache(snap.uri, prefix, suffix):
             return True
         if options.accept_ahead and self._ahead.lookup(snap.uri, prefix, suffix):
             return True
@@ -255,65 +355,73 @@ class CompletionService:
 
     def _start(
         self,
-        snap: DocumentSnapshot,
-        offset: int,
+        cursor: CursorContext,
         *,
         settings: Settings,
         n: int,
         shape: Shape,
         retriever: Retriever | None,
         speculative: bool = False,
-    ) -> tuple[InflightGeneration, CompletionPrompt]:
-        """Build the prompt and submit one generation (superseding this document's older one)."""
-        tokenizer = self.engine.tokenizer
-        assert tokenizer is not None
-        prompt = completion_prompt(
-            snap,
-            offset,
-            settings=settings,
-            tokenizer=tokenizer,
-            template=self._template(),
-            retriever=retriever,
-            prefix_anchor=self._prefix_starts.get(snap.uri),
-        )
-        if not speculative:
-            self._prefix_starts[snap.uri] = prompt.prefix_start
-        prefix, suffix = snap.text[:offset], snap.text[offset:]
-        stops = prompt.stop
-        if shape.multiline:  # several lines even mid-line (``{|}``): no newline stop
-            stops = tuple(s for s in stops if s != "\n")
-        predicate = make_stop_predicate(
-            prefix=prefix, suffix=suffix, language=snap.language, multiline=shape.multiline
+        warmup: bool = False,
+    ) -> tuple[InflightGeneration, _PromptSlot]:
+        """Submit one generation for ``cursor`` (superseding this document's older one).
+
+        Retrieval runs here, on the loop; the prompt is built by the job's ``prepare`` on the
+        model thread and lands in the returned slot before the result is delivered.
+        ``warmup``: only fill the model's prefix cache (one token, result discarded, never
+        attached to, lowest priority, making way like accept-ahead).
+        """
+        speculative = speculative or warmup
+        snap = cursor.snap
+        job = CompletionJob(
+            cursor=cursor,
+            snippets=retrieve(snap, cursor.offset, settings, retriever),
+            budget=prompt_budget(settings),
+            multiline=shape.multiline,
         )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[GenerationResult] = loop.create_future()
         engine = self.engine
         holder: list[InflightGeneration] = []
+        slot = _PromptSlot()
+        anchors = self._prefix_starts
 
-        def should_stop(text: str) -> bool:
-            holder[0].observe(text)
+        def prepare(backend: Backend) -> Prepared:
+            """Model thread: every tokenizer call of this completion happens here."""
+            anchored = dataclasses.replace(job, prefix_anchor=anchors.get(snap.uri))
+            prompt = anchored.prompt(backend.tokenizer, self._template(backend))
+            if not speculative or warmup:  # the warm-up lays out what the next prompt reuses
+                anchors[snap.uri] = prompt.prefix_start
+            predicate = job.stop_predicate()
+
+            def should_stop(text: str) -> bool:
+                holder[0].observe(text)
+                if speculative and engine.status.queue_depth:
+                    holder[0].cancel.cancel("real work arrived")
+                    return True
+                return predicate(text)
+
+            slot.prompt = prompt
+            slot.ready_at = time.perf_counter()
             if speculative and engine.status.queue_depth:
                 holder[0].cancel.cancel("real work arrived")
-                return True
-            return predicate(text)
+            return Prepared(prompt=prompt.text, stop=job.stops(prompt), should_stop=should_stop)
 
         request = GenerationRequest(
-            prompt=prompt.text,
-            max_new_tokens=settings.max_new_tokens,
+            max_new_tokens=1 if warmup else settings.max_new_tokens,
             temperature=settings.temperature if n == 1 else max(settings.temperature, 0.6),
             top_p=settings.top_p,
             num_return_sequences=n,
-            stop=stops,
-            should_stop=should_stop,
+            prepare=prepare,
             priority=PRIORITY_EXPLAIN if speculative else PRIORITY_COMPLETION,
             supersede_key=f"{self.session_key}|{snap.uri}",
-            kind="completion",
+            kind="warmup" if warmup else "completion",
             cancel=SharedCancel(),
         )
         gen = InflightGeneration(
             uri=snap.uri,
-            prefix=prefix,
-            suffix=suffix,
+            prefix=cursor.prefix,
+            suffix=cursor.suffix,
             language=snap.language,
             multiline=shape.multiline,
             request=request,
@@ -324,6 +432,12 @@ class CompletionService:
         holder.append(gen)
 
         def deliver(result: GenerationResult) -> None:
+            if warmup:
+                if self._warming is request:
+                    self._warming = None
+                if not future.done():
+                    future.set_result(result)
+                return
             if not future.done():
                 future.set_result(result)
                 self._finished(gen, result, settings, retriever, snap)
@@ -335,12 +449,65 @@ class CompletionService:
                 except RuntimeError:  # the loop is closed: nobody is listening any more
                     request.cancel.cancel("loop closed")
 
+        if warmup:
+            self._warming = request
+            engine.submit(request, sink)
+            return gen, slot
         for other in self._inflight.values():  # real work: accept-ahead makes way at once
             if other.speculative and not speculative and not other.future.done():
                 other.cancel.cancel("real work arrived")
+        if not speculative and self._warming is not None:
+            self._warming.cancel.cancel("real work arrived")
+            self._warming = None
         self._inflight[snap.uri] = gen
         engine.submit(request, sink)
-        return gen, prompt
+        return gen, slot
+
+    def warm(
+        self,
+        snap: DocumentSnapshot,
+        offset: int,
+        *,
+        settings: Settings,
+        retriever: Retriever | None = None,
+    ) -> bool:
+        """Idle warm-up: prefill the prompt at this cursor in the background, generate nothing.
+
+        Call it when a document is opened or focused, or the cursor moves somewhere new. Only
+        when the engine is idle; the job runs at the lowest priority and is cancelled the
+        moment real work arrives, so the first suggestion after a pause pays only for the
+        prompt's tail. ``idleWarmup`` off (a ``Settings.idle_warmup`` field) turns it off.
+        Returns True when a warm-up was queued. Call on the event loop.
+        """
+        if not getattr(settings, "idle_warmup", True) or not self.session_key:
+            return False
+        if self.engine.backend is None or is_secret_path(snap.uri, settings.secret_patterns):
+            return False
+        status = self.engine.status
+        # Busy with nothing but this session's own warm-up counts as idle: the new place wins.
+        own_warmup = self._warming is not None and status.queue_depth == 0
+        if (
+            (status.busy and not own_warmup)
+            or status.queue_depth
+            or any(not g.future.done() for g in self._inflight.values())
+        ):
+            return False
+        if self._warming is not None:
+            self._warming.cancel.cancel("superseded")
+        cursor = CursorContext.at(snap, offset)
+        try:
+            self._start(
+                cursor,
+                settings=settings,
+                n=1,
+                shape=decide_shape(cursor.prefix, cursor.suffix, snap.language),
+                retriever=retriever,
+                warmup=True,
+            )
+        except Exception:  # a warm-up must never break anything
+            log.exception("idle warm-up failed")
+            return False
+        return True
 
     def _finished(
         self,
@@ -381,14 +548,13 @@ class CompletionService:
         snap: DocumentSnapshot,
     ) -> None:
         """Accept-ahead: the completion after ``accepted``, at the lowest priority."""
-        if self.engine.tokenizer is None:
+        if self.engine.backend is None:
             return
         prefix = gen.prefix + accepted
         ahead = dataclasses.replace(snap, text=prefix + gen.suffix, version=None)
         try:
             self._start(
-                ahead,
-                len(prefix),
+                CursorContext(snap=ahead, offset=len(prefix), prefix=prefix, suffix=gen.suffix),
                 settings=settings,
                 n=1,
                 shape=decide_shape(prefix, gen.suffix, gen.language),
@@ -462,12 +628,12 @@ class CompletionService:
         t0 = time.perf_counter()
         if is_secret_path(snap.uri, settings.secret_patterns):
             return CompletionOutcome(suggestions=(), source="none", reason="secret file")
-        offset = max(0, min(offset, len(snap.text)))
+        cursor = CursorContext.at(snap, offset)
         n = settings.num_suggestions if trigger == "invoked" else 1
         options = TypingOptions.from_settings(settings)
-        prefix, suffix = snap.text[:offset], snap.text[offset:]
+        prefix, suffix = cursor.prefix, cursor.suffix
         if settings.completion_cache:
-            cached = self.from_cache(snap, offset)
+            cached = self._from_cache(snap.uri, prefix, suffix)
             if cached:
                 return CompletionOutcome(
                     suggestions=self._suggest(cached, n),
@@ -482,14 +648,13 @@ class CompletionService:
                     source="ahead",
                     spans={"total": (time.perf_counter() - t0) * 1000},
                 )
-        if self.engine.tokenizer is None:
+        if self.engine.backend is None:
             status = self.engine.status
             return CompletionOutcome(
                 suggestions=(), source="none", reason=f"model {status.state}: {status.message}"
             )
         ask = _Ask(
-            snap=snap,
-            offset=offset,
+            cursor=cursor,
             n=n,
             settings=settings,
             trigger=trigger,
@@ -499,21 +664,23 @@ class CompletionService:
             t0=t0,
             shape=decide_shape(prefix, suffix, snap.language),
         )
-        return await self._generate(ask, recycle=options.recycle and n == 1)
+        outcome = await self._generate(ask, recycle=options.recycle and n == 1)
+        if outcome.error:  # one error style: a failure is an exception, mapped in one place
+            raise CompletionFailed(outcome)
+        return outcome
 
     async def _generate(self, ask: _Ask, *, recycle: bool) -> CompletionOutcome:
         """Attach to a running generation (recycling) or start one, and answer from it."""
         gen, typed = (
-            self._attachable(ask.snap.uri, ask.prefix, ask.suffix, ask.settings)
+            self._attachable(ask.snap.uri, ask.cursor.prefix, ask.cursor.suffix, ask.settings)
             if recycle
             else (None, "")
         )
         recycled = gen is not None and gen.request.num_return_sequences == 1
-        prompt: CompletionPrompt | None = None
+        slot: _PromptSlot | None = None
         if gen is None or not recycled:
-            gen, prompt = self._start(
-                ask.snap,
-                ask.offset,
+            gen, slot = self._start(
+                ask.cursor,
                 settings=ask.settings,
                 n=ask.n,
                 shape=ask.shape,
@@ -528,6 +695,9 @@ class CompletionService:
             gen.cancel.detach(ask.token)
         if outcome is None:  # the generation went another way than the user typed
             return await self._generate(ask, recycle=False)
+        prompt = slot.prompt if slot is not None else None
+        if prompt is not None and slot is not None:
+            t_prompt = slot.ready_at  # built on the model thread (the same perf_counter)
         spans = {"prompt": (t_prompt - ask.t0) * 1000, **outcome.spans}
         if prompt is None:
             return dataclasses.replace(outcome, spans=spans)
@@ -556,7 +726,7 @@ class CompletionService:
             rest = answer_from(gen.produced, typed)
             partial = useful_partial(
                 postprocess_completion(
-                    rest or "", prefix=ask.prefix, suffix=ask.suffix,
+                    rest or "", prefix=ask.cursor.prefix, suffix=ask.cursor.suffix,
                     language=ask.snap.language, multiline=False,
                 )
             )  # fmt: skip
@@ -610,7 +780,9 @@ class CompletionService:
         raws = [r for r in (answer_from(raw, typed) for raw in result.texts) if r is not None]
         if recycled and not raws:
             return None
-        texts = self._texts(raws, ask.prefix, ask.suffix, ask.snap.language, ask.shape.multiline)
+        texts = self._texts(
+            raws, ask.cursor.prefix, ask.cursor.suffix, ask.snap.language, ask.shape.multiline
+        )
         if not recycled and options.adaptive_debounce:
             self.debounce.response((t_last - ask.t0) * 1000)
         return CompletionOutcome(

@@ -9,6 +9,8 @@ from urllib.parse import unquote, urlsplit
 
 from lsp_llm.context.types import ContextSnippet
 from lsp_llm.engine.backends.base import TokenizerLike
+from lsp_llm.languages import language_from_path as language_from_path  # re-export (callers)
+from lsp_llm.languages import language_id
 from lsp_llm.prompts.budget import (
     CHARS_PER_TOKEN_CAP,
     PromptBudget,
@@ -20,7 +22,6 @@ from lsp_llm.prompts.budget import (
 from lsp_llm.prompts.postprocess import block_indent, is_mid_line
 from lsp_llm.prompts.templates import (
     FimTemplate,
-    normalize_language,
     render_completion_prompt,
     render_snippet,
 )
@@ -41,91 +42,6 @@ class CompletionPrompt:
     prompt_tokens: int
     prefix_start: int = 0
     """Where ``prefix`` starts in the document (pass it back as ``prefix_anchor``)."""
-
-
-_EXTENSIONS: dict[str, str] = {
-    ".py": "python",
-    ".pyi": "python",
-    ".pyw": "python",
-    ".js": "javascript",
-    ".mjs": "javascript",
-    ".cjs": "javascript",
-    ".jsx": "javascriptreact",
-    ".ts": "typescript",
-    ".mts": "typescript",
-    ".cts": "typescript",
-    ".tsx": "typescriptreact",
-    ".go": "go",
-    ".rs": "rust",
-    ".java": "java",
-    ".kt": "kotlin",
-    ".kts": "kotlin",
-    ".scala": "scala",
-    ".swift": "swift",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".cxx": "cpp",
-    ".hpp": "cpp",
-    ".hh": "cpp",
-    ".hxx": "cpp",
-    ".cs": "csharp",
-    ".rb": "ruby",
-    ".php": "php",
-    ".lua": "lua",
-    ".sh": "shellscript",
-    ".bash": "shellscript",
-    ".zsh": "shellscript",
-    ".toml": "toml",
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".json": "json",
-    ".jsonc": "jsonc",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".rst": "restructuredtext",
-    ".txt": "plaintext",
-    ".sql": "sql",
-    ".hs": "haskell",
-    ".html": "html",
-    ".htm": "html",
-    ".css": "css",
-    ".scss": "scss",
-    ".vue": "vue",
-    ".svelte": "svelte",
-    ".dart": "dart",
-    ".zig": "zig",
-    ".r": "r",
-    ".pl": "perl",
-    ".ex": "elixir",
-    ".exs": "elixir",
-    ".erl": "erlang",
-    ".clj": "clojure",
-    ".el": "lisp",
-    ".tex": "latex",
-    ".vim": "vim",
-    ".proto": "proto",
-    ".sol": "solidity",
-    ".xml": "xml",
-}
-_FILENAMES: dict[str, str] = {
-    "makefile": "makefile",
-    "gnumakefile": "makefile",
-    "dockerfile": "dockerfile",
-    ".bashrc": "shellscript",
-    ".zshrc": "shellscript",
-    ".profile": "shellscript",
-}
-
-
-def language_from_path(path: str) -> str:
-    """The LSP language id for a file path (``plaintext`` when unknown)."""
-    name = posixpath.basename(path.replace("\\", "/")).lower()
-    if name in _FILENAMES:
-        return _FILENAMES[name]
-    _, ext = posixpath.splitext(name)
-    return _EXTENSIONS.get(ext, "plaintext")
 
 
 def repo_name_for(uri: str, path: str) -> str:
@@ -161,7 +77,7 @@ def completion_stops(
     else:
         if template is None:
             stops.append("\n\n\n")
-        if normalize_language(language) == "python" and block_indent(prefix, language) > 0:
+        if language_id(language) == "python" and block_indent(prefix, language) > 0:
             stops.extend(_PYTHON_TOP_LEVEL_STOPS)  # column 0 is past the cursor's block
     return tuple(dict.fromkeys(stops))
 

@@ -16,8 +16,8 @@ For docstrings the model is asked for prose only, in a line format that is trivi
     Returns: The arithmetic mean.
 
 :func:`parse_docstring_answer` turns any answer (well-formed or not) into a
-:class:`~lsp_llm.prompts.docstrings.DocContent` whose parameters are exactly the real ones;
-:func:`~lsp_llm.prompts.docstrings.render_docstring` then writes the docstring in the
+:class:`~lsp_llm.docstrings.DocContent` whose parameters are exactly the real ones;
+:func:`~lsp_llm.docstrings.render_docstring` then writes the docstring in the
 requested style. Pure functions: no model, no LSP types.
 """
 
@@ -26,15 +26,15 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from lsp_llm.engine.requests import ChatMessage
-from lsp_llm.prompts.docstrings import (
+from lsp_llm.docstrings import (
     DocContent,
     DocTarget,
     fallback_param,
     fallback_returns,
     fallback_summary,
-    normalize_language,
 )
+from lsp_llm.engine.requests import ChatMessage
+from lsp_llm.languages import docstring_language, resolve
 
 MAX_CODE_CHARS = 4000
 """Code longer than this is clipped in prompts (keeps the default 2048-token window safe)."""
@@ -54,31 +54,25 @@ DOCSTRING_STOPS: tuple[str, ...] = (
 
 EXPLAIN_MAX_SENTENCES = 5
 
-_DISPLAY = {
-    "python": "Python",
-    "javascript": "JavaScript",
-    "typescript": "TypeScript",
-    "tsx": "TypeScript",
-    "rust": "Rust",
-    "go": "Go",
-    "java": "Java",
-    "c": "C",
-    "cpp": "C++",
-    "csharp": "C#",
-}
 
-_FENCE = {"tsx": "tsx", "typescript": "ts", "javascript": "js"}
+def _name(language: str) -> str:
+    """The docstring code's name for a language (``tsx``), else the id as given, lower case."""
+    return docstring_language(language) or language.strip().lower()
 
 
 def language_name(language: str) -> str:
     """A human name for an LSP language id (``typescriptreact`` -> ``TypeScript``)."""
-    lang = normalize_language(language) or language.strip().lower()
-    return _DISPLAY.get(lang, language.strip() or "source")
+    spec = resolve(language)
+    if spec is not None and spec.display_name:
+        return spec.display_name
+    return language.strip() or "source"
 
 
 def _fence_tag(language: str) -> str:
-    lang = normalize_language(language) or language.strip().lower()
-    return _FENCE.get(lang, re.sub(r"[^\w+#-]", "", lang))
+    spec = resolve(language)
+    if spec is not None and spec.fence:
+        return spec.fence
+    return re.sub(r"[^\w+#-]", "", _name(language))
 
 
 def clip_code(code: str, max_chars: int = MAX_CODE_CHARS) -> str:
@@ -239,7 +233,7 @@ _EXAMPLES["tsx"] = _EXAMPLES["typescript"]
 
 
 def _example_for(language: str) -> _Example:
-    return _EXAMPLES.get(normalize_language(language) or "", _PY_EXAMPLE)
+    return _EXAMPLES.get(docstring_language(language) or "", _PY_EXAMPLE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,14 +274,14 @@ def explain_messages(
 
 
 def _code_header(language: str, path: str) -> str:
-    lang = normalize_language(language) or language.strip().lower() or "code"
+    lang = _name(language) or "code"
     return f"### Code ({lang}: {path})" if path else f"### Code ({lang})"
 
 
 def explain_plain_prompt(code: str, *, language: str, path: str) -> tuple[str, tuple[str, ...]]:
     """A few-shot prompt for a base model, ending in the explanation slot; and its stops."""
     example = _example_for(language)
-    example_lang = normalize_language(language) or "python"
+    example_lang = docstring_language(language) or "python"
     prompt = (
         f"Each piece of code below is followed by a short explanation, {2} to "
         f"{EXPLAIN_MAX_SENTENCES} sentences, of what it does.\n\n"

@@ -34,7 +34,8 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator
 
-from lsp_llm.prompts.templates import TEMPLATES, normalize_language
+from lsp_llm.languages import DEFAULT_LEXER, LexerSyntax, resolve
+from lsp_llm.prompts.templates import TEMPLATES
 
 _OPENERS = "([{"
 _CLOSERS = ")]}"
@@ -86,64 +87,7 @@ def is_mid_line(suffix: str) -> bool:
 # --- a small lexer: which characters are code (not strings or comments) ---------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Syntax:
-    line_comments: tuple[str, ...] = ("#",)
-    block_comment: tuple[str, str] | None = None
-    quotes: str = '"'
-    multiline_quotes: str = ""
-    triple_quotes: bool = False
-    char_literals: bool = False
-    """``'`` starts a string only as a one-character literal ('a', '\\n'); else it is ignored."""
-    hash_needs_space: bool = False
-    """``#`` starts a comment only at a word start (shell ``$#``)."""
-
-
-_C_LIKE = _Syntax(line_comments=("//",), block_comment=("/*", "*/"), char_literals=True)
-_JS_LIKE = _Syntax(
-    line_comments=("//",), block_comment=("/*", "*/"), quotes="'\"`", multiline_quotes="`"
-)
-_HASH = _Syntax(quotes="'\"", hash_needs_space=True)
-_SYNTAX: dict[str, _Syntax] = {
-    "python": _Syntax(quotes="'\"", triple_quotes=True),
-    **dict.fromkeys(
-        ("javascript", "javascriptreact", "typescript", "typescriptreact", "vue", "svelte"),
-        _JS_LIKE,
-    ),
-    **dict.fromkeys(
-        ("php", "dart"),
-        _Syntax(line_comments=("//",), block_comment=("/*", "*/"), quotes="'\""),
-    ),
-    "go": dataclasses.replace(_C_LIKE, quotes='"`', multiline_quotes="`"),
-    **dict.fromkeys(
-        (
-            "c",
-            "cpp",
-            "java",
-            "csharp",
-            "rust",
-            "kotlin",
-            "scala",
-            "swift",
-            "zig",
-            "objective-c",
-            "objective-cpp",
-            "groovy",
-            "jsonc",
-            "json",
-            "proto",
-            "solidity",
-        ),
-        _C_LIKE,
-    ),
-    **dict.fromkeys(("shellscript", "ruby", "perl"), dataclasses.replace(_HASH, quotes="'\"`")),
-    **dict.fromkeys(("yaml", "toml", "r", "makefile", "dockerfile", "elixir"), _HASH),
-    **dict.fromkeys(("lua", "sql"), _Syntax(line_comments=("--",), quotes="'\"")),
-    "haskell": _Syntax(line_comments=("--",), quotes='"', char_literals=True),
-}
-_DEFAULT_SYNTAX = _Syntax(hash_needs_space=True)
-_PROSE = frozenset({"plaintext", "markdown", "restructuredtext", "git-commit", "latex", "tex"})
-_INDENT_LANGUAGES = frozenset({"python"})
+# The per-language lexer rules are the ``lexer`` column of lsp_llm.languages (LexerSyntax).
 _CHAR_LITERAL_RE = re.compile(r"'(?:\\[^'\n]{1,10}|[^\\'\n])'")
 
 
@@ -152,7 +96,7 @@ class _Lexer:
 
     __slots__ = ("mode", "syntax")
 
-    def __init__(self, syntax: _Syntax, mode: str | None = None) -> None:
+    def __init__(self, syntax: LexerSyntax, mode: str | None = None) -> None:
         self.syntax = syntax
         self.mode = mode
 
@@ -216,7 +160,7 @@ class _Lexer:
             i += width
 
 
-def _mode_after(text: str, syntax: _Syntax, mode: str | None) -> str | None:
+def _mode_after(text: str, syntax: LexerSyntax, mode: str | None) -> str | None:
     lexer = _Lexer(syntax, mode)
     for _ in lexer.walk(text):
         pass
@@ -258,7 +202,7 @@ def _previous_nonblank_line(text: str, end: int) -> str | None:
 
 @dataclasses.dataclass(frozen=True)
 class _Context:
-    syntax: _Syntax
+    syntax: LexerSyntax
     mode: str | None
     """Lexer mode at the cursor (inside a string or comment, or None)."""
     mid_line: bool
@@ -278,8 +222,8 @@ class _Context:
 
 
 def _context(prefix: str, suffix: str, language: str, multiline: bool | None = None) -> _Context:
-    lang = normalize_language(language)
-    syntax = _SYNTAX.get(lang, _DEFAULT_SYNTAX)
+    spec = resolve(language)
+    syntax = spec.lexer if spec is not None else DEFAULT_LEXER
     line_start = prefix.rfind("\n") + 1
     cursor_line = prefix[line_start:]
     blank = not cursor_line.strip()
@@ -295,7 +239,7 @@ def _context(prefix: str, suffix: str, language: str, multiline: bool | None = N
     mode = _mode_after(cursor_line, syntax, mode)
 
     min_indent = 0
-    if lang in _INDENT_LANGUAGES:
+    if spec is not None and spec.offside:
         base = _indent_of(cursor_line)
         if blank:
             previous = _previous_nonblank_line(prefix, line_start)
@@ -312,7 +256,7 @@ def _context(prefix: str, suffix: str, language: str, multiline: bool | None = N
         syntax=syntax,
         mode=mode,
         mid_line=mid_line,
-        brackets=lang not in _PROSE,
+        brackets=spec is None or not spec.prose,
         min_indent=min_indent,
         check_first_line=blank,
         cursor_col=_width(cursor_line) if blank else 0,

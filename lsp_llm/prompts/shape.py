@@ -14,9 +14,9 @@ Rules (:func:`decide_shape`), first match wins:
    block; one line when the next line of code is at the same indentation (a hole in the middle
    of a function).
 
-The per-language data is :data:`SHAPE_RULES`, keyed by the LSP language ids that
-:func:`lsp_llm.prompts.templates.normalize_language` returns. Its ``grammar`` column names the
-tree-sitter grammar that :mod:`lsp_llm.context.parse` loads (no second loader here).
+The per-language data is the ``shape`` column of :mod:`lsp_llm.languages` (:class:`ShapeRules`);
+the tree-sitter grammar is the row's ``grammar``, parsed with :func:`lsp_llm.treesitter.parser_for`
+(the one loader). Languages without a row, or without a grammar, use the text rules alone.
 
 Pure: no model, no I/O; tree-sitter parses only the text it is given.
 """
@@ -27,8 +27,10 @@ import dataclasses
 import logging
 from typing import Literal
 
+from lsp_llm.languages import DEFAULT_SHAPE, ShapeRules, resolve
 from lsp_llm.prompts.postprocess import lexer_mode_at
-from lsp_llm.prompts.templates import normalize_language
+
+__all__ = ["DEFAULT_RULES", "Shape", "ShapeReason", "ShapeRules", "decide_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -50,89 +52,8 @@ _MAX_TREE_SITTER_CHARS = 300_000
 _MAX_SCAN_LINES = 200
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ShapeRules:
-    """How one language opens blocks, and which tree-sitter nodes are blocks and strings."""
-
-    openers: tuple[str, ...] = ("{", "(", "[")
-    """Line endings after which a multi-line completion is expected (when the block is empty)."""
-    grammar: str | None = None
-    """The tree-sitter grammar name in :mod:`lsp_llm.context.parse` (None: text rules only)."""
-    block_nodes: frozenset[str] = frozenset()
-    """Node types whose body is the code between their brackets."""
-    literal_nodes: frozenset[str] = frozenset()
-    """Strings and comments: a cursor inside one gets a single line."""
-
-
-_C_COMMENTS = frozenset({"comment", "line_comment", "block_comment"})
-_JS_BLOCKS = frozenset({"statement_block", "class_body", "switch_body", "object"})
-_JS_LITERALS = frozenset({"string", "template_string", "comment", "regex"})
-_C_BLOCKS = frozenset(
-    {"compound_statement", "field_declaration_list", "declaration_list", "enumerator_list"}
-)
-_C_LITERALS = frozenset(
-    {"string_literal", "raw_string_literal", "char_literal", "system_lib_string", "comment"}
-)
-
-SHAPE_RULES: dict[str, ShapeRules] = {
-    "python": ShapeRules(
-        openers=(":", "(", "[", "{"),
-        grammar="python",
-        block_nodes=frozenset({"block"}),
-        literal_nodes=frozenset({"string", "comment"}),
-    ),
-    "javascript": ShapeRules(
-        openers=("{", "(", "[", "=>"),
-        grammar="javascript",
-        block_nodes=_JS_BLOCKS,
-        literal_nodes=_JS_LITERALS,
-    ),
-    "javascriptreact": ShapeRules(
-        openers=("{", "(", "[", "=>"),
-        grammar="javascript",
-        block_nodes=_JS_BLOCKS,
-        literal_nodes=_JS_LITERALS,
-    ),
-    "typescript": ShapeRules(
-        openers=("{", "(", "[", "=>"),
-        grammar="typescript",
-        block_nodes=_JS_BLOCKS | {"interface_body", "enum_body", "object_type"},
-        literal_nodes=_JS_LITERALS,
-    ),
-    "typescriptreact": ShapeRules(
-        openers=("{", "(", "[", "=>"),
-        grammar="tsx",
-        block_nodes=_JS_BLOCKS | {"interface_body", "enum_body", "object_type"},
-        literal_nodes=_JS_LITERALS,
-    ),
-    "go": ShapeRules(
-        grammar="go",
-        block_nodes=frozenset({"block", "field_declaration_list", "literal_value"}),
-        literal_nodes=frozenset({"interpreted_string_literal", "raw_string_literal", "comment"}),
-    ),
-    "rust": ShapeRules(
-        openers=("{", "(", "[", "=>"),
-        grammar="rust",
-        block_nodes=frozenset(
-            {"block", "declaration_list", "field_declaration_list", "match_block"}
-        ),
-        literal_nodes=frozenset({"string_literal", "raw_string_literal", "char_literal"})
-        | _C_COMMENTS,
-    ),
-    "java": ShapeRules(
-        openers=("{", "(", "[", "->"),
-        grammar="java",
-        block_nodes=frozenset(
-            {"block", "class_body", "constructor_body", "interface_body", "switch_block"}
-        ),
-        literal_nodes=frozenset({"string_literal", "text_block", "character_literal"})
-        | _C_COMMENTS,
-    ),
-    "c": ShapeRules(grammar="c", block_nodes=_C_BLOCKS, literal_nodes=_C_LITERALS),
-    "cpp": ShapeRules(grammar="cpp", block_nodes=_C_BLOCKS, literal_nodes=_C_LITERALS),
-}
-"""Per-language shape data. Other languages get :data:`DEFAULT_RULES` (text rules only)."""
-DEFAULT_RULES = ShapeRules()
+DEFAULT_RULES = DEFAULT_SHAPE
+"""The rules of a language without shape data (text rules only)."""
 
 _TRAILING_PUNCT = frozenset(";,")
 
@@ -183,14 +104,16 @@ def _ends_with_opener(line: str, rules: ShapeRules) -> bool:
     return any(code.endswith(opener) for opener in rules.openers)
 
 
-def _tree_sitter_shape(prefix: str, suffix: str, rules: ShapeRules) -> ShapeReason | None:
+def _tree_sitter_shape(
+    prefix: str, suffix: str, rules: ShapeRules, grammar: str | None
+) -> ShapeReason | None:
     """ "string or comment" / "empty block" from the syntax tree, or None (no opinion)."""
-    if rules.grammar is None or len(prefix) + len(suffix) > _MAX_TREE_SITTER_CHARS:
+    if grammar is None or len(prefix) + len(suffix) > _MAX_TREE_SITTER_CHARS:
         return None
-    from lsp_llm.context.parse import _parser  # the one grammar loader (lazy: tree-sitter)
+    from lsp_llm.treesitter import parser_for  # the one grammar loader (lazy: tree-sitter)
 
     try:
-        parser = _parser(rules.grammar)
+        parser = parser_for(grammar)
         if parser is None:
             return None
         cursor = len(prefix.encode("utf-8", "surrogatepass"))
@@ -212,15 +135,16 @@ def _tree_sitter_shape(prefix: str, suffix: str, rules: ShapeRules) -> ShapeReas
 
 def decide_shape(prefix: str, suffix: str, language: str) -> Shape:
     """Whether the completion at the cursor between ``prefix`` and ``suffix`` may span lines."""
-    lang = normalize_language(language)
-    rules = SHAPE_RULES.get(lang, DEFAULT_RULES)
+    spec = resolve(language)
+    rules = spec.shape if spec is not None else DEFAULT_RULES
+    grammar = spec.grammar.name if spec is not None and spec.grammar is not None else None
     line_start = prefix.rfind("\n") + 1
     before = prefix[line_start:]
     newline = suffix.find("\n")
     after = (suffix if newline < 0 else suffix[:newline]).strip()
 
-    syntax = _tree_sitter_shape(prefix, suffix, rules)
-    if syntax == "string or comment" or lexer_mode_at(prefix, lang) is not None:
+    syntax = _tree_sitter_shape(prefix, suffix, rules, grammar)
+    if syntax == "string or comment" or lexer_mode_at(prefix, language) is not None:
         return Shape(False, "string or comment")
 
     if after:

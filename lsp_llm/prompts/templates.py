@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from typing import Literal
 
 from lsp_llm.context.types import ContextSnippet
+from lsp_llm.languages import comment_prefix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,89 +207,6 @@ def _family_from_name(name: str) -> str | None:
     if "santacoder" in name:
         return "santacoder"
     return None
-
-
-_LANGUAGE_ALIASES: dict[str, str] = {
-    "py": "python",
-    "python3": "python",
-    "js": "javascript",
-    "jsx": "javascriptreact",
-    "ts": "typescript",
-    "tsx": "typescriptreact",
-    "sh": "shellscript",
-    "bash": "shellscript",
-    "zsh": "shellscript",
-    "shell": "shellscript",
-    "c++": "cpp",
-    "cs": "csharp",
-    "c#": "csharp",
-    "golang": "go",
-    "rs": "rust",
-    "rb": "ruby",
-    "kt": "kotlin",
-    "yml": "yaml",
-    "text": "plaintext",
-    "txt": "plaintext",
-    "md": "markdown",
-}
-
-
-def normalize_language(language: str) -> str:
-    """A language id in its LSP spelling (``sh`` -> ``shellscript``, ``c++`` -> ``cpp``)."""
-    lang = language.strip().lower()
-    return _LANGUAGE_ALIASES.get(lang, lang)
-
-
-_SLASH_COMMENT = frozenset(
-    {
-        "javascript",
-        "javascriptreact",
-        "typescript",
-        "typescriptreact",
-        "go",
-        "rust",
-        "java",
-        "c",
-        "cpp",
-        "csharp",
-        "swift",
-        "kotlin",
-        "scala",
-        "dart",
-        "php",
-        "objective-c",
-        "objective-cpp",
-        "zig",
-        "groovy",
-        "jsonc",
-        "proto",
-        "solidity",
-        "vue",
-        "svelte",
-    }
-)
-_DASH_COMMENT = frozenset({"lua", "sql", "haskell", "elm", "ada", "purescript"})
-_OTHER_COMMENT: dict[str, str] = {
-    "clojure": ";",
-    "lisp": ";",
-    "scheme": ";",
-    "erlang": "%",
-    "latex": "%",
-    "tex": "%",
-    "matlab": "%",
-    "vim": '"',
-    "bat": "REM",
-}
-
-
-def comment_prefix(language: str) -> str:
-    """The line-comment marker for a language id (``#`` when unknown)."""
-    lang = normalize_language(language)
-    if lang in _SLASH_COMMENT:
-        return "//"
-    if lang in _DASH_COMMENT:
-        return "--"
-    return _OTHER_COMMENT.get(lang, "#")
 
 
 def _comment_block(text: str, marker: str) -> str:

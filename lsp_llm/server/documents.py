@@ -10,6 +10,7 @@ feeds), and characters are counted in the negotiated position encoding.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -215,8 +216,21 @@ def changed_text(
     return apply_content_changes(text, params.content_changes, encoding)
 
 
-def apply_did_change(workspace: Workspace, params: types.DidChangeTextDocumentParams) -> bool:
-    """Apply a ``didChange`` to the workspace if it is valid. Returns whether it was applied.
+@dataclasses.dataclass(frozen=True)
+class AppliedChange:
+    """A ``didChange`` that was applied: the notification and the whole text before and after
+    (what the ``didChange`` handler gets)."""
+
+    params: types.DidChangeTextDocumentParams
+    before: str
+    after: str
+
+
+def apply_did_change(
+    workspace: Workspace, params: types.DidChangeTextDocumentParams
+) -> AppliedChange | None:
+    """Apply a ``didChange`` to the workspace if it is valid. Returns the applied change, or
+    None when it was rejected.
 
     An invalid notification (a reversed range, a version that repeats or goes back, a
     document that is not open) is rejected whole with one warning, which names the document
@@ -230,7 +244,7 @@ def apply_did_change(workspace: Workspace, params: types.DidChangeTextDocumentPa
     doc = open_document(workspace, ident.uri)
     if doc is None:
         log.warning("didChange for %s ignored: the document is not open", ident.uri)
-        return False
+        return None
     try:
         text = changed_text(doc.source, doc.version, params, _encoding(doc))
     except InvalidEdit as exc:
@@ -241,9 +255,10 @@ def apply_did_change(workspace: Workspace, params: types.DidChangeTextDocumentPa
             doc.version,
             exc,
         )
-        return False
+        return None
+    before = doc.source
     workspace.update_text_document(ident, types.TextDocumentContentChangeWholeDocument(text=text))
-    return True
+    return AppliedChange(params=params, before=before, after=text)
 
 
 def open_document(workspace: Workspace, uri: str) -> TextDocument | None:

@@ -2,6 +2,13 @@
 
 Builds and watcher batches run off the event loop (``asyncio.to_thread``); retrieval reads the
 index's immutable snapshot on the loop. Sessions report build progress as work-done progress.
+
+What the user works on needs no index: ``observe_open`` / ``observe_change`` /
+``observe_close`` (cheap on the loop: a path check per document, an O(changed span) edit
+record; windows and definitions of a buffer are computed by the first retrieval that reads
+them) feed :class:`~lsp_llm.context.working.WorkingSet`, which the retriever combines with the
+index through :func:`~lsp_llm.context.working.gather`. Secrets, and files inside a root that
+its index refuses, are never recorded.
 """
 
 from __future__ import annotations
@@ -14,22 +21,41 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from lsprotocol import types
 
 from lsp_llm.config import Settings, cache_dir
 from lsp_llm.context.index import WorkspaceIndex
+from lsp_llm.context.recent import changed_span
 from lsp_llm.context.stable import StableContexts, region_of
 from lsp_llm.context.types import ContextSnippet
 from lsp_llm.context.watch import STARTING, STOPPED, WATCHING, WatchStopped
+from lsp_llm.context.working import WorkingSet, from_index, gather
 from lsp_llm.features.completion import DocumentSnapshot, Retriever
+from lsp_llm.security import is_secret_path
 from lsp_llm.server.documents import fs_path, workspace_roots
 
-if TYPE_CHECKING:
-    from lsp_llm.server.app import LlmServer
-
 log = logging.getLogger(__name__)
+
+
+class IndexHost(Protocol):
+    """What indexing needs from the session (``IndexHost`` is one): its workspace, a warning
+    for the user, a status refresh and work-done progress. A protocol, so this module does not
+    import the session that holds it (no circle)."""
+
+    @property
+    def workspace(self) -> Any: ...
+
+    @property
+    def work_done_progress(self) -> Any: ...
+
+    def warn(self, message: str) -> None: ...
+
+    def publish_status_now(self) -> None: ...
+
+    def client_supports(self, dotted: str) -> bool: ...
+
 
 OVERLAY_DELAY_S = 0.3
 """Unsaved edits reach the index at most this often per document."""
@@ -76,6 +102,12 @@ class Workspaces:
         self._closed = False
         self.stable = StableContexts()
         """Per document: the snippets of the cursor's region (:mod:`lsp_llm.context.stable`)."""
+        self.working = WorkingSet()
+        """Recent edits and open buffers of every session (:mod:`lsp_llm.context.working`;
+        no index needed)."""
+        self._labels: dict[str, str | None] = {}
+        """Per open URI: the path its snippets are labelled with, or None when it must never
+        be offered (a secret, or a file its workspace's index refuses)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -89,16 +121,18 @@ class Workspaces:
                 task.cancel()
         for entry in self.roots.values():
             for task in self._tasks_of(entry):
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(BaseException):  # cancelled above; failures logged in-task
                     await task
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.to_thread(entry.index.flush)
+            except Exception:  # shutting down: an unsaved index is rebuilt next time; logged
+                log.exception("saving the index of %s failed", entry.index.root)
 
-    def session_started(self, ls: LlmServer) -> None:
+    def session_started(self, ls: IndexHost) -> None:
         for root in workspace_roots(ls.workspace):
             self.ensure(root.resolve(), ls)
 
-    def ensure(self, root: Path, ls: LlmServer | None) -> _Root | None:
+    def ensure(self, root: Path, ls: IndexHost | None) -> _Root | None:
         if root in self.roots:
             return self.roots[root]
         reason = _refuse_root(root)
@@ -112,7 +146,7 @@ class Workspaces:
         entry.tasks.append(asyncio.ensure_future(self._build_then_watch(entry, ls)))
         return entry
 
-    async def _build_then_watch(self, entry: _Root, ls: LlmServer | None) -> None:
+    async def _build_then_watch(self, entry: _Root, ls: IndexHost | None) -> None:
         await self._build(entry, ls, force=False)
         if entry.state == "ready":
             await self._restart_watching(entry, ls)
@@ -127,10 +161,10 @@ class Workspaces:
         task, entry.watch_task = entry.watch_task, None
         if task is not None:
             entry.watcher = f"{STOPPED}: {reason}"
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # the watcher logs its own failures (_watch)
                 await task
 
-    async def _restart_watching(self, entry: _Root, ls: LlmServer | None) -> None:
+    async def _restart_watching(self, entry: _Root, ls: IndexHost | None) -> None:
         """A new watcher for the root (the old one, dead or alive, is stopped first)."""
         async with entry.restarting:
             await self._stop_watching(entry)
@@ -140,7 +174,7 @@ class Workspaces:
             entry.watcher = STARTING
             entry.watch_task = asyncio.ensure_future(self._watch(entry, ls, entry.stop))
 
-    async def _watch(self, entry: _Root, ls: LlmServer | None, stop: asyncio.Event) -> None:
+    async def _watch(self, entry: _Root, ls: IndexHost | None, stop: asyncio.Event) -> None:
         root = entry.index.root
 
         def on_state(state: str) -> None:
@@ -158,7 +192,7 @@ class Workspaces:
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # a dead watcher must not take the server down; logged, reported
             if not isinstance(exc, WatchStopped):
                 log.exception("watching %s failed", root)
             on_state(f"{STOPPED}: {exc}")
@@ -168,11 +202,11 @@ class Workspaces:
             else:
                 log.warning("%s", message)
 
-    def _changed(self, ls: LlmServer | None) -> None:
+    def _changed(self, ls: IndexHost | None) -> None:
         if ls is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(ls.publish_status_now)
 
-    async def _build(self, entry: _Root, ls: LlmServer | None, *, force: bool) -> None:
+    async def _build(self, entry: _Root, ls: IndexHost | None, *, force: bool) -> None:
         root = entry.index.root
         progress = _BuildProgress(ls, f"lsp-llm: indexing {root.name}")
         entry.state = "indexing"
@@ -183,7 +217,7 @@ class Workspaces:
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # completions go on without the index; logged, reported
             log.exception("indexing %s failed", root)
             entry.state, entry.error = "error", str(exc)
             progress.end(f"failed: {exc}")
@@ -203,7 +237,7 @@ class Workspaces:
         if ls is not None:
             ls.publish_status_now()
 
-    async def reindex(self, ls: LlmServer) -> dict[str, Any]:
+    async def reindex(self, ls: IndexHost) -> dict[str, Any]:
         """Rebuild every root of the session from scratch and start its watcher anew (whatever
         became of the old one)."""
         entries = [e for r in workspace_roots(ls.workspace) if (e := self.ensure(r.resolve(), ls))]
@@ -266,8 +300,10 @@ class Workspaces:
             "roots": per_root,
         }
 
-    def retriever_for(self, ls: LlmServer) -> Retriever:
-        """Retrieval for a session's prompts.
+    def retriever_for(self) -> Retriever:
+        """Retrieval for a session's prompts: :func:`lsp_llm.context.working.gather` over the
+        document's index (if any) and the open buffers and recent edits, kept per region
+        (:mod:`lsp_llm.context.stable`).
 
         Candidates are packed with the index's cheap token estimate, exactly as
         ``lsp-llm context`` shows them; the prompt builder then packs them again with the
@@ -275,20 +311,45 @@ class Workspaces:
         """
 
         def retrieve(snap: DocumentSnapshot, offset: int, budget: int) -> Sequence[ContextSnippet]:
+            patterns = self.settings.secret_patterns
+            if is_secret_path(snap.uri, patterns) or is_secret_path(snap.path, patterns):
+                return []
             path = fs_path(snap.uri)
-            if path is None:
-                return []
-            index = self.index_for(Path(path))
-            if index is None:
-                return []
+            index = self.index_for(Path(path)) if path is not None else None
+            current = self._label_of(snap.uri)
+            working = self.working
+
+            def digest_of(label: str) -> object:
+                return (index.digest(label) if index is not None else None), working.version(label)
+
+            def compute() -> list[ContextSnippet]:
+                return gather(
+                    (
+                        (lambda room: index.retrieve(Path(path), snap.text, offset, budget=room))
+                        if index is not None and path is not None
+                        else None
+                    ),
+                    working,
+                    current,
+                    snap.text,
+                    offset,
+                    budget=budget,
+                    secret_patterns=patterns,
+                    indexed=(
+                        (lambda label: index.digest(label) is not None)
+                        if index is not None
+                        else (lambda label: False)
+                    ),
+                )
+
             # The same snippets while the cursor stays in one region (stable prompt head).
             return self.stable.get(
                 snap.uri,
                 region_of(snap.text, offset, snap.path),
                 now=time.monotonic(),
                 budget=budget,
-                digest_of=index.digest,
-                compute=lambda: index.retrieve(Path(path), snap.text, offset, budget=budget),
+                digest_of=digest_of,
+                compute=compute,
             ).snippets
 
         return retrieve
@@ -299,11 +360,64 @@ class Workspaces:
             return None
         index = WorkspaceIndex(root, self.settings, self.index_cache or cache_dir())
         index.build()
+        return index_retriever(index, file)
 
-        def retrieve(snap: DocumentSnapshot, offset: int, budget: int) -> Sequence[ContextSnippet]:
-            return index.retrieve(file, snap.text, offset, budget=budget)
+    # -- what the user is working on (cheap, on the loop, never raise) ------------------------
+    def observe_open(self, uri: str, text: str, language_id: str = "") -> None:
+        """``uri`` was opened (or shown) with ``text``. O(1) apart from the path checks: the
+        buffer's windows are computed by the first retrieval that reads them."""
+        try:
+            label = self._label_of(uri, refresh=True)
+            if label is not None:
+                self.working.buffers.visit(label, text)
+        except Exception:  # bookkeeping must never fail a didOpen; logged
+            log.exception("recording the opened document %s failed", uri)
 
-        return retrieve
+    def observe_change(self, uri: str, before: str, after: str) -> None:
+        """``uri``'s text went from ``before`` to ``after``: the edited range joins the ring of
+        recent edits (only the lines near the edit are read) and the buffer is updated."""
+        try:
+            label = self._label_of(uri)
+            if label is None or before == after:
+                return
+            start, _, end = changed_span(before, after)
+            self.working.edits.record_change(label, after, start, end, time.monotonic())
+            self.working.buffers.visit(label, after)
+        except Exception:  # bookkeeping must never fail a didChange; logged
+            log.exception("recording an edit of %s failed", uri)
+
+    def observe_close(self, uri: str) -> None:
+        """``uri`` was closed: its buffer and edits are no longer offered (unsaved text the
+        user threw away must not reach later prompts; the index holds the saved file)."""
+        try:
+            label = self._labels.pop(uri, None)
+            if label is not None:
+                self.working.buffers.close(label)
+                self.working.edits.forget(label)
+        except Exception:  # bookkeeping must never fail a didClose; logged
+            log.exception("forgetting the closed document %s failed", uri)
+
+    def _label_of(self, uri: str, *, refresh: bool = False) -> str | None:
+        """The snippet label of ``uri`` (workspace-relative inside a root, else the absolute
+        path or the URI itself), or None for a document never to offer: a secret anywhere, or
+        inside a root, a file that root's index refuses (ignored, oversized, outside through
+        a symlink). Cached per URI until it closes (the check stats the file once)."""
+        if not refresh and uri in self._labels:
+            return self._labels[uri]
+        label: str | None
+        path = fs_path(uri)
+        if is_secret_path(uri, self.settings.secret_patterns) or (
+            path is not None and is_secret_path(path, self.settings.secret_patterns)
+        ):
+            label = None
+        elif path is None:
+            label = uri
+        elif (index := self.index_for(Path(path))) is not None:
+            label = index.accepts(Path(path))
+        else:
+            label = path
+        self._labels[uri] = label
+        return label
 
     # -- open documents ----------------------------------------------------------------------
     def document_changed(self, uri: str, text_of: Any) -> None:
@@ -327,7 +441,7 @@ class Workspaces:
         if index is not None:
             try:
                 index.set_open_document(Path(path), text)
-            except Exception:
+            except Exception:  # the saved file stays indexed; logged
                 log.exception("indexing unsaved content of %s failed", uri)
 
     def document_saved(self, uri: str) -> None:
@@ -350,6 +464,15 @@ class Workspaces:
             index.close_document(Path(path))
 
 
+def index_retriever(index: WorkspaceIndex, file: Path) -> Retriever:
+    """Retrieval from ``index`` alone (:func:`lsp_llm.context.working.from_index`)."""
+
+    def retrieve(snap: DocumentSnapshot, offset: int, budget: int) -> Sequence[ContextSnippet]:
+        return from_index(index, file, snap.text, offset, budget)
+
+    return retrieve
+
+
 def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("index update failed: %s", task.exception())
@@ -358,7 +481,7 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
 class _BuildProgress:
     """Work-done progress for an index build, if the session's client supports it."""
 
-    def __init__(self, ls: LlmServer | None, title: str) -> None:
+    def __init__(self, ls: IndexHost | None, title: str) -> None:
         self.ls = ls if ls is not None and ls.client_supports("window.work_done_progress") else None
         self.title = title
         self.token = f"lsp-llm-index-{uuid.uuid4().hex[:8]}"
@@ -367,7 +490,7 @@ class _BuildProgress:
     def begin(self) -> None:
         if self.ls is None:
             return
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # progress is a courtesy: the build goes on
             self.ls.work_done_progress.create(self.token)
             self.ls.work_done_progress.begin(
                 self.token, types.WorkDoneProgressBegin(title=self.title, percentage=0)
@@ -380,7 +503,7 @@ class _BuildProgress:
         if pct == self.last_pct:
             return
         self.last_pct = pct
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # progress is a courtesy: the build goes on
             self.ls.work_done_progress.report(
                 self.token,
                 types.WorkDoneProgressReport(message=f"{done}/{total} files", percentage=pct),
@@ -397,5 +520,5 @@ class _BuildProgress:
     def end(self, message: str) -> None:
         if self.ls is None:
             return
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # progress is a courtesy: the build is done
             self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))

@@ -27,11 +27,14 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import cattrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from lsp_llm.engine.requests import CancelToken
+from lsp_llm.errors import LlmError, invalid_params_in, to_response_error
+from lsp_llm.server import wire
 from lsp_llm.server.documents import apply_did_change
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,6 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 SERVER_NOT_INITIALIZED = -32002
-REQUEST_FAILED = -32803
 UNAUTHORIZED = -32001
 """A TCP session whose ``initialize`` lacks the daemon's ``tcpToken``."""
 
@@ -243,9 +245,18 @@ class LlmProtocol(LanguageServerProtocol):
     after_response: Callable[[], None] | None = None
     """Called on the loop after each handler's response is written."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, server: Any, converter: cattrs.Converter) -> None:
+        super().__init__(server, converter)
+        self.converter = converter
+        """The converter pygls structures and unstructures with (lsprotocol's hooks plus ours,
+        :func:`lsp_llm.server.wire.make_converter`); public so handlers need not reach for
+        pygls' private ``_converter``."""
         self.cancel_tokens: dict[Any, CancelToken] = {}
+
+    # pygls wraps its own in functools.lru_cache (hence the override note); ours is a dict hit.
+    def get_message_type(self, method: str) -> type[Any] | None:  # type: ignore[override]
+        """Our custom methods' attrs message types (:mod:`lsp_llm.server.wire`), then LSP's."""
+        return wire.MESSAGE_TYPES.get(method) or super().get_message_type(method)
 
     def cancel_token(self) -> CancelToken:
         """A token for the request being handled, set the moment its ``$/cancelRequest``
@@ -264,18 +275,40 @@ class LlmProtocol(LanguageServerProtocol):
         super()._handle_cancel_notification(msg_id)
 
     def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        """pygls' answer, except that our domain errors (:class:`~lsp_llm.errors.LlmError`)
+        are mapped by :func:`~lsp_llm.errors.to_response_error` and logged in one line: they
+        are answers (a closed document, a model that is not loaded), not server faults."""
         self.cancel_tokens.pop(msg_id, None)
-        super()._send_handler_result(future, msg_id=msg_id)
+        exc = None if future.cancelled() else future.exception()
+        if isinstance(exc, LlmError):
+            self._request_futures.pop(msg_id, None)
+            log.info("request %s failed: %s", msg_id, exc.message)
+            self._send_response(msg_id, error=to_response_error(exc))
+        else:
+            super()._send_handler_result(future, msg_id=msg_id)
         if self.after_response is not None:
             try:
                 self.after_response()
-            except Exception:
+            except Exception:  # a status hook must not stop the answers that follow
                 log.exception("after-response hook failed")
 
     def has_pending_requests(self) -> bool:
         """Whether an async request handler of this session has not answered yet (requests
-        this server sent to the client wait on plain futures and do not count)."""
+        this server sent to the client wait on plain futures and do not count).
+        pygls keeps in-flight requests only in the private ``_request_futures``; there is no
+        public view of it."""
         return any(isinstance(f, asyncio.Future) for f in self._request_futures.values())
+
+    @property
+    def shutdown_received(self) -> bool:
+        """Whether ``shutdown`` was answered (pygls keeps it only as the private ``_shutdown``)."""
+        return self._shutdown
+
+    def cancel_pending(self) -> None:
+        """Cancel every request of this session that has not answered yet (its connection is
+        gone). pygls keeps them only in the private ``_request_futures``."""
+        for future in list(self._request_futures.values()):
+            future.cancel()
 
     authenticated: bool = False
     """Set once an ``initialize`` (with the daemon's token, where one is set) is accepted."""
@@ -323,6 +356,8 @@ class LlmProtocol(LanguageServerProtocol):
         return False
 
     def _send_error(self, msg_id: Any, code: int, message: str) -> None:
+        # _send_data is pygls' one writer (framing, logging); errors for messages that never
+        # reached a handler have no future for _send_response to settle.
         self._send_data(
             {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
         )
@@ -382,9 +417,11 @@ class LlmProtocol(LanguageServerProtocol):
                 str(cause).splitlines()[0] if str(cause) else cause.__class__.__name__,
             )
             if is_request:
-                self._send_error(raw["id"], INVALID_PARAMS, f"Invalid params for {method}")
+                ours = invalid_params_in(exc)
+                reason = ours.message if ours is not None else f"Invalid params for {method}"
+                self._send_error(raw["id"], INVALID_PARAMS, reason)
             return
-        except Exception as exc:
+        except Exception as exc:  # any structuring failure is the client's, answered -32602
             log.warning("cannot read message %s: %s", method, exc.__class__.__name__)
             if is_request:
                 self._send_error(raw["id"], INVALID_PARAMS, f"Invalid params for {method}")
@@ -433,11 +470,13 @@ class LlmProtocol(LanguageServerProtocol):
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
         """pygls applies every edit it is sent; this applies only valid ones (see
-        :func:`~lsp_llm.server.documents.apply_did_change`) and calls our handler only then."""
-        if not apply_did_change(self.workspace, params):
+        :func:`~lsp_llm.server.documents.apply_did_change`) and calls our handler only then,
+        with the :class:`~lsp_llm.server.documents.AppliedChange` (text before and after)."""
+        change = apply_did_change(self.workspace, params)
+        if change is None:
             return
         if (user_handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
-            yield user_handler, (params,), None
+            yield user_handler, (change,), None
 
 
 Reader = Callable[[], Awaitable[bytes]]

@@ -12,7 +12,6 @@ from typing import BinaryIO
 
 from lsp_llm import heap
 from lsp_llm.engine.worker import EngineStatus
-from lsp_llm.server.app import Shared, create_server
 from lsp_llm.server.protocol import (
     PRE_AUTH_MAX_BYTES,
     FrameError,
@@ -20,6 +19,8 @@ from lsp_llm.server.protocol import (
     run_session,
     stdin_reader,
 )
+from lsp_llm.server.routes import create_server
+from lsp_llm.server.session import Shared
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ async def _serve_stdio(shared: Shared, stdin_fd: int, stdout: BinaryIO) -> int:
     code = server.protocol.exit_code
     if code is None:
         log.info("client closed the connection")
-        return 0 if server.protocol._shutdown else 1
+        return 0 if server.protocol.shutdown_received else 1
     return code
 
 
@@ -192,7 +193,7 @@ async def run_tcp(
         peer = writer.get_extra_info("peername")
         if not conns.admit(loop.time(), peer):
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a refused peer: how its socket ends is moot
                 await writer.wait_closed()
             return
         conns.open += 1
@@ -240,9 +241,8 @@ async def run_tcp(
             timer.cancel()
             server.detach()
             # Cancel whatever this session still has running; other sessions are untouched.
-            for future in list(server.protocol._request_futures.values()):
-                future.cancel()
-            with contextlib.suppress(Exception):
+            server.protocol.cancel_pending()
+            with contextlib.suppress(Exception):  # the socket may be gone already; closing is all
                 writer.close()
             if server.protocol.dropped_before_auth:
                 log.info(

@@ -68,6 +68,13 @@ def test_quick_suite_writes_every_figure(tmp_path: Path, cache_home: Path) -> No
             assert 0 <= rep["on"]["mean_prefill_share"] < rep["off"]["mean_prefill_share"]
             assert 0 <= rep["exact_match_on_vs_off"] <= 1
             assert _finite_positive(rep["p50_ratio_off_vs_on"])
+            first = fim["first_after_open"][backend][where]
+            # The warm-up prefilled the place: the first request computes less than without it.
+            off_prefill = first["off"]["first_prefill_tokens"]
+            on_prefill = first["on"]["first_prefill_tokens"]
+            if on_prefill is not None and off_prefill is not None:
+                assert on_prefill < off_prefill, (backend, where, first)
+            assert _finite_positive(first["on"]["first_over_warm"])
 
     ca = report["suites"]["cancel"]
     assert ca["answered_exactly_once"] == ca["cancels"]

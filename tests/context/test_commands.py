@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lsp_llm.cli.workspace import cursor_offset, run_context, run_index
 from lsp_llm.config import Settings
-from lsp_llm.context.commands import cursor_offset, run_context, run_index
 
 from .conftest import SECRET_VALUE, write
 
@@ -112,3 +112,50 @@ def test_cursor_offset() -> None:
     assert cursor_offset(text, 3, 1) == 7
     with pytest.raises(ValueError):
         cursor_offset(text, 4, 1)
+
+
+def test_context_shows_exactly_the_snippets_of_the_servers_prompt(
+    repo: Path, settings: Settings, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lsp-llm context`` against the server's own retriever (``Workspaces.retriever_for``)
+    and prompt path (``completion_prompt``) at a few positions: the same snippets, in order."""
+    from lsp_llm.context.index import WorkspaceIndex
+    from lsp_llm.engine.backends.approx_tokenizer import ApproxTokenizer
+    from lsp_llm.features.completion import DocumentSnapshot, completion_prompt
+    from lsp_llm.server.indexing import Workspaces, _Root
+
+    write(repo, "pkg/units.py", "def convert_units(value, unit):\n    return value * 2.54\n")
+    main = write(
+        repo,
+        "app/main.py",
+        "from pkg.geometry import compute_area, Circle\nfrom pkg.units import convert_units\n\n\n"
+        "def report(width, height):\n    total = compute_area(width, height)\n"
+        "    ring = Circle(total)\n    return convert_units(ring.circumference(), 'cm')\n",
+    )
+    index = WorkspaceIndex(repo, settings, cache)
+    index.build()
+    workspaces = Workspaces(settings, cache)
+    workspaces.roots[index.root] = _Root(index=index, state="ready")
+    text = main.read_text()
+    lines = text.split("\n")
+    compared = 0
+    for line, col in ((6, 13), (7, 12), (8, 12), (8, 40), (1, 1)):
+        assert run_context(main, line, col, as_json=True, settings=settings, cache_dir=cache) == 0
+        shown = json.loads(capsys.readouterr().out)["snippets"]
+        offset = sum(len(current) + 1 for current in lines[: line - 1]) + col - 1
+        snap = DocumentSnapshot(
+            uri=main.as_uri(), path="app/main.py", language="python", version=1, text=text
+        )
+        workspaces.stable.forget(main.as_uri())  # a fresh region, as the command computes
+        prompt = completion_prompt(
+            snap,
+            offset,
+            settings=settings,
+            tokenizer=ApproxTokenizer(),
+            template=None,
+            retriever=workspaces.retriever_for(),
+        )
+        served = [(s.path, s.start_line, s.source, s.text) for s in prompt.snippets]
+        assert [(s["path"], s["start_line"], s["source"], s["text"]) for s in shown] == served
+        compared += bool(served)
+    assert compared >= 3  # most positions do get snippets

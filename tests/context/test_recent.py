@@ -6,6 +6,7 @@ from lsp_llm.context.recent import (
     EDIT_RING_SIZE,
     EditRing,
     OpenBuffers,
+    changed_span,
     dedupe,
     identifiers,
     jaccard,
@@ -80,3 +81,28 @@ def test_dedupe_against_what_the_prompt_holds() -> None:
     ]
     kept = dedupe(candidates, held, prompt_text="import lib\nx = f()\ny = ")
     assert [(s.path, s.text) for s in kept] == [("util.py", "def h(): ...")]
+
+
+def test_changed_span_and_record_change_read_only_the_edit() -> None:
+    before = "\n".join(f"line {i}" for i in range(200))
+    after = before.replace("line 120", "line 120 edited\nline 120b")
+    start, end_before, end_after = changed_span(before, after)
+    assert before[:start] == after[:start]
+    assert before[end_before:] == after[end_after:]
+    assert after[start:end_after] in "line 120 edited\nline 120b"
+    assert changed_span("abc", "abc") == (3, 3, 3)
+    assert changed_span("aaa", "aaaa") == (3, 3, 4)  # the prefix and suffix never overlap
+    assert changed_span("", "x") == (0, 0, 1)
+
+    ring = EditRing()
+    ring.record_change("a.py", after, start, end_after, 1.0)
+    whole = EditRing()
+    whole.record("a.py", after, 120, 122, 1.0)  # the same edit, from the whole text
+    assert ring.ranges() == whole.ranges()
+    only = ring.ranges()[0]
+    assert only.start_line == 118 and "line 120 edited\nline 120b" in only.text
+    # An edit at the very start and at the very end of a file.
+    ring.record_change("b.py", "new\n" + before, 0, 3, 2.0)
+    assert ring.ranges()[0].start_line == 0 and ring.ranges()[0].text.startswith("new\nline 0")
+    ring.record_change("c.py", before + "\ntail", len(before), len(before) + 5, 3.0)
+    assert ring.ranges()[0].text.endswith("line 199\ntail")

@@ -139,7 +139,7 @@ def test_server_retrieval_keeps_the_context_head_while_typing(tmp_path: Path) ->
     index.build()
     workspaces = Workspaces(settings, tmp_path / "cache")
     workspaces.roots[index.root] = _Root(index=index, state="ready")
-    retrieve = workspaces.retriever_for(None)  # type: ignore[arg-type]
+    retrieve = workspaces.retriever_for()
 
     def snap(text: str) -> DocumentSnapshot:
         return DocumentSnapshot(

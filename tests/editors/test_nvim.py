@@ -109,9 +109,17 @@ def test_inline_completion_ghost_text_and_accept(
     # Neovim draws control characters in virtual text as ^X.
     shown = re.sub(r"[\x00-\x08\x0b-\x1f]", lambda m: "^" + chr(ord(m.group()) + 64), inserted)
     assert first_ghost_line in shown, (result["ghost_text"], after)
-    # The item's command told the server the suggestion was accepted.
+    # The item's command told the server the suggestion was accepted, with what went in
+    # and where (for the retention check), and the ghost text was reported as shown.
     commands = [e["data"].get("command") for e in _events(result, "request")]
     assert "lspLlm.didAccept" in commands, result["events"]
+    accept = _accept_arguments(result)[0]
+    assert accept["kind"] == "full", accept
+    assert accept["acceptedText"].split("\n")[0] in inserted, (accept, after)
+    assert accept["position"] == {"line": 1, "character": 4}, accept
+    assert accept["uri"].endswith("/example.py"), accept
+    shown_ids = [e["data"]["params"]["id"] for e in _events(result, "notify")]
+    assert accept["id"] in shown_ids, result["events"]
     # The ghost text is drawn in a colour unlike normal text both with 'termguicolors'
     # (fg) and without it (ctermfg): the stock ComplHint -> NonText had no cterm colour,
     # so in a 256-colour terminal the suggestion looked like real code.
@@ -121,6 +129,83 @@ def test_inline_completion_ghost_text_and_accept(
         assert hl.get("ctermfg") is not None, (group, hl)
         assert hl.get("ctermfg") != normal.get("ctermfg"), (group, hl, normal)
         assert hl.get("fg") is not None and hl.get("fg") != normal.get("fg"), (group, hl, normal)
+
+
+def _accept_arguments(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        e["data"]["arguments"][0]
+        for e in _events(result, "request")
+        if e["data"].get("command") == "lspLlm.didAccept"
+    ]
+
+
+_LUA_SPACE = " \t\n\v\f\r"
+
+
+def _next_word(text: str) -> str:
+    """The plugin's accept_word rule (lua/lsp_llm/inline.lua ``next_chunk``), in Python."""
+    space = re.match(f"[{_LUA_SPACE}]*", text)
+    assert space is not None
+    rest = text[space.end() :]
+    word = re.match(r"[A-Za-z0-9_]+", rest) or re.match(f"[^A-Za-z0-9_{_LUA_SPACE}]+", rest)
+    return space.group() + (word.group() if word else "")
+
+
+PARTIAL_TEXT = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
+
+
+def _partial_scenario(nvim_bin: str, env: dict[str, str], workspace: Path) -> dict[str, Any]:
+    env = {
+        **env,
+        "LSP_LLM_RETENTION_DELAY_S": "0.5",
+        "LSP_LLM_TEST_RETENTION_WAIT": "2000",
+        # Its own stats file: the session's cache is shared with the other tests' servers.
+        "XDG_CACHE_HOME": str(workspace.parent / "cache"),
+    }
+    return run_scenario(nvim_bin, env, workspace, "partial", PARTIAL_TEXT)
+
+
+def test_accept_word_takes_one_word_reports_it_and_is_counted(
+    nvim_bin: str, nvim_version: tuple[int, int], editor_env: dict[str, str], tmp_path: Path
+) -> None:
+    if nvim_version < (0, 12):
+        pytest.skip(f"vim.lsp.inline_completion needs Neovim 0.12 (found {nvim_version})")
+    result = _partial_scenario(nvim_bin, editor_env, tmp_path / "ws")
+
+    shows = _events(result, "notify")
+    assert shows and shows[0]["data"]["params"]["id"], result["events"]
+    accepts = _accept_arguments(result)
+    assert len(accepts) == 1, accepts
+    accept = accepts[0]
+    # The suggestion drawn: the first of the last answer before the accept (raw text).
+    accepted_at = next(
+        e["t"] for e in _events(result, "request") if e["data"].get("command") == "lspLlm.didAccept"
+    )
+    answers = [e for e in _events(result, "inline_items") if e["data"] and e["t"] <= accepted_at]
+    assert answers, result["events"]
+    text = answers[-1]["data"][0]
+    word = _next_word(text)
+    assert word.strip(), text
+    assert accept["kind"] == ("full" if word == text else "word"), accept
+    assert accept["acceptedText"] == word, (accept, text)
+    assert accept["id"] == shows[0]["data"]["params"]["id"]
+    assert accept["position"] == {"line": 1, "character": 4}, accept
+    # Exactly that word went into the buffer at the cursor; the rest stays ghost text.
+    before = result["before"]
+    expected = "\n".join(before).replace("def add(a, b):\n    ", "def add(a, b):\n    " + word, 1)
+    assert "\n".join(result["after"]) == expected, (result["after"], word)
+    # The server counted it: displayed, a partial accept (a full one where the word was the
+    # whole suggestion), and after its retention delay every character of the word retained.
+    total = result["acceptance"]["total"]
+    assert total["displayed"] >= 1, total
+    partial = accept["kind"] == "word"  # "full" where the word was the whole suggestion
+    assert (total["partiallyAccepted"], total["accepted"]) == ((1, 0) if partial else (0, 1)), (
+        total,
+        _accept_arguments(result),
+    )
+    # The word is still in the buffer after the delay: all of it retained.
+    assert total["acceptedChars"] == len(word) and total["retainedChars"] == len(word), total
+    assert total["retentionRate"] == 1.0
 
 
 def test_explain_streams_into_float_and_q_cancels(

@@ -83,7 +83,7 @@ def test_extension_commands_do_not_clash_with_server_commands() -> None:
     # vscode-languageclient registers the server's executeCommand ids ("lspLlm.*") as
     # VS Code commands; the extension's own ids must differ or registration fails.
     commands = [c["command"] for c in _manifest()["contributes"]["commands"]]
-    assert len(commands) == 5
+    assert len(commands) == 7
     assert all(c.startswith("lsp-llm.") for c in commands)
     titles = {c["title"] for c in _manifest()["contributes"]["commands"]}
     assert titles == {
@@ -92,7 +92,28 @@ def test_extension_commands_do_not_clash_with_server_commands() -> None:
         "Show Status",
         "Reindex Workspace",
         "Restart Server",
+        "Accept Next Word of the Suggestion",
+        "Accept Next Line of the Suggestion",
     }
+
+
+def test_partial_accept_commands_are_bound_and_registered() -> None:
+    # Ctrl+Right (Cmd+Right) accepts the next word through the extension, like VS Code's own
+    # binding but reporting the accepted text; the extension registers its commands.
+    manifest = _manifest()
+    bindings = {b["command"]: b for b in manifest["contributes"]["keybindings"]}
+    word = bindings["lsp-llm.acceptNextWord"]
+    assert (word["key"], word["mac"]) == ("ctrl+right", "cmd+right")
+    assert "inlineSuggestionVisible" in word["when"]
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (VSCODE / "src").glob("*.ts"))
+    for constant, command in (
+        ("ACCEPT_NEXT_WORD_COMMAND", "lsp-llm.acceptNextWord"),
+        ("ACCEPT_NEXT_LINE_COMMAND", "lsp-llm.acceptNextLine"),
+        ("INLINE_ACCEPTED_COMMAND", "lsp-llm.inlineAccepted"),
+    ):
+        assert f"{constant} = '{command}'" in source, command
+        assert f"registerCommand({constant}," in source, command
+    assert "'lspLlm/didShow'" in source
 
 
 @pytest.mark.slow

@@ -145,7 +145,7 @@ def test_compiled_decode_step_matches_eager(
 @pytest.fixture(scope="module")
 def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransformersBackend]:
     """Gemma 3's architecture (sliding-window and full attention layers, window 16 tokens)."""
-    from lsp_llm.devtools import build_tiny_model
+    from benchmarks.tiny_models import build_tiny_model
 
     model_dir = build_tiny_model(
         tmp_path_factory.mktemp("gemma3") / "model", arch="gemma3", layers=4

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import torch
 
+from benchmarks.tiny_models import build_tiny_model
 from lsp_llm.config import Settings
-from lsp_llm.devtools import build_tiny_model
 from lsp_llm.engine.backends.transformers import (
     _MAX_SHIFTS,
     Chunk,

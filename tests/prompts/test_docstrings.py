@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsp_llm.prompts.docstrings import (
+from lsp_llm.docstrings import (
     DocContent,
     DocTarget,
     TextEdit,

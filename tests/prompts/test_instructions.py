@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lsp_llm.docstrings import DocTarget, find_target
 from lsp_llm.engine.requests import cut_at_stop
-from lsp_llm.prompts.docstrings import DocTarget, find_target
 from lsp_llm.prompts.instructions import (
     DOCSTRING_STOPS,
     EXPLAIN_STOPS,

@@ -6,8 +6,8 @@ from typing import NamedTuple
 
 import pytest
 
-from lsp_llm.prompts.shape import SHAPE_RULES, decide_shape
-from lsp_llm.prompts.templates import normalize_language
+from lsp_llm.languages import resolve
+from lsp_llm.prompts.shape import decide_shape
 
 
 class Case(NamedTuple):
@@ -160,8 +160,9 @@ def test_shape(case: Case) -> None:
 
 def test_rules_cover_the_required_languages_with_a_grammar() -> None:
     for language in ("python", "javascript", "typescript", "go", "rust", "java", "c", "cpp"):
-        rules = SHAPE_RULES[normalize_language(language)]
-        assert rules.grammar and rules.block_nodes and rules.literal_nodes
+        spec = resolve(language)
+        assert spec is not None and spec.grammar is not None
+        assert spec.shape.block_nodes and spec.shape.literal_nodes
 
 
 def test_tree_sitter_finds_a_multi_line_comment_the_line_rules_cannot() -> None:

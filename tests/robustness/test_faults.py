@@ -112,6 +112,7 @@ def test_out_of_memory_fails_that_request_and_the_next_works(srv: RawServer) -> 
     ``lspLlm/debugFault {kind: "oom"}``: a 1 PiB ``torch.empty`` that the allocator refuses)."""
     uri = (srv.root / "oom.py").as_uri()
     srv.did_open(uri, "def f():\n    ")
+    srv.wait_idle(30)  # the open's idle warm-up must not be the forward pass that fails
     assert srv.request("lspLlm/debugFault", {"kind": "oom"})["result"]["armed"] is True
     reply = srv.request(INLINE, srv.inline_params(uri, 1, 4), timeout=60)
     assert reply["error"]["code"] == -32803, reply
@@ -204,7 +205,7 @@ _INDEX_SCRIPT = """
 import sys
 from pathlib import Path
 from lsp_llm.config import Settings
-from lsp_llm.context.commands import run_index
+from lsp_llm.cli.workspace import run_index
 sys.exit(run_index(Path(sys.argv[1]), watch=False, as_json=True, settings=Settings(),
                    cache_dir=Path(sys.argv[2])))
 """

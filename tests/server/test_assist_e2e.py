@@ -193,6 +193,8 @@ async def test_code_actions_listed_without_model_and_resolve_to_edit(
         # The client's converter reads an action that carries a command as a Command.
         titles = {a.title for a in actions}
         assert {"Explain this code", "Generate docstring"} <= titles
+        # Listing runs no request of its own (an idle warm-up may prefill this place in the
+        # background, at the lowest priority; it never shows as lastRequest).
         assert plain(await s.status())["lastRequest"] == before, "listing must not run the model"
         doc_action = next(
             a

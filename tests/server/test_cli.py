@@ -142,3 +142,69 @@ def test_embedded_gguf_through_transformers_is_converted_once(
     second = run(args, server_env, REPO, timeout=900)
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["suggestions"]
+
+
+# -- the shared argument helpers, in process ----------------------------------------------------
+
+
+def test_locations_and_offsets() -> None:
+    from lsp_llm.cli.common import line_count, line_end_offset, offset_of, split_location
+
+    assert split_location("a/b.py:3:7", 2) == (Path("a/b.py"), [3, 7])
+    assert split_location(r"C:\x\b.py:3", 1) == (Path(r"C:\x\b.py"), [3])
+    assert split_location("b.py", 2) == (Path("b.py"), [])
+    text = "ab\r\ncé\rx\n\fy\n"  # \f is not a line break in LSP (str.splitlines says it is)
+    assert line_count(text) == 5
+    assert offset_of(text, 1, 1) == 0
+    assert offset_of(text, 2, 2) == 5  # columns count characters
+    assert offset_of(text, 2, 99) == 6  # past the end of the line: its end
+    assert offset_of(text, 4, 2) == text.index("y")
+    assert offset_of(text, 9, 1) == len(text)
+    assert line_end_offset(text, 1) == 2 and line_end_offset(text, 3) == text.index("x") + 1
+
+
+def test_one_snapshot_labels_files_like_the_server(tmp_path: Path) -> None:
+    from lsp_llm.cli.common import document_snapshot
+
+    (tmp_path / "pkg").mkdir()
+    inside = tmp_path / "pkg" / "m.py"
+    snap = document_snapshot(inside, "x = 1\n", tmp_path)
+    assert snap.path == "pkg/m.py" and snap.language == "python"
+    assert snap.uri == inside.resolve().as_uri()
+    assert document_snapshot(inside, "", tmp_path / "other").path == "m.py"
+
+
+def test_explain_ranges() -> None:
+    from lsp_llm.cli.oneshot import explain_range
+
+    assert explain_range("f.py") == (Path("f.py"), None, None)
+    assert explain_range("f.py:4") == (Path("f.py"), None, 4)
+    assert explain_range("f.py:2-9") == (Path("f.py"), (2, 9), None)
+
+
+def test_bench_outside_a_checkout_says_where_to_run_it(
+    server_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An installed lsp-llm has no benchmarks: one clear error, exit 2."""
+    code = (
+        "import sys; sys.modules['benchmarks'] = None\n"
+        "from lsp_llm.cli import main\n"
+        "sys.exit(main(['bench', '--quick']))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=server_env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "source checkout" in out.stderr and "python -m benchmarks --quick" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_the_checkout_is_found_from_the_package() -> None:
+    from lsp_llm.cli.tools import checkout_root
+
+    assert checkout_root() == REPO

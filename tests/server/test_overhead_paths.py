@@ -20,9 +20,10 @@ from lsp_llm.engine.requests import (
     Timings,
 )
 from lsp_llm.engine.worker import Engine, EngineStatus
-from lsp_llm.server import app as app_module
-from lsp_llm.server.app import LlmServer, Shared, create_server
+from lsp_llm.server import session as app_module
 from lsp_llm.server.protocol import stdin_reader
+from lsp_llm.server.routes import create_server
+from lsp_llm.server.session import LlmServer, Shared
 
 # -- fixtures --------------------------------------------------------------------------------
 

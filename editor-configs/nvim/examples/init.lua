@@ -12,8 +12,9 @@ require('lsp_llm').setup({
   cmd = { 'lsp-llm', 'serve' },
   -- Server settings (camelCase), e.g. model = 'Qwen/Qwen2.5-Coder-0.5B', backend = 'llamacpp'.
   settings = { docstringStyle = 'google' },
-  -- Ghost text on Neovim 0.12+: <Tab> accepts, <M-]>/<M-[> cycle suggestions.
-  keymaps = { accept = '<Tab>', next = '<M-]>', prev = '<M-[>' },
+  -- Ghost text on Neovim 0.12+: <Tab> accepts, <M-Right> accepts its next word, <M-C-Right>
+  -- the rest of its line, <M-]>/<M-[> cycle suggestions.
+  keymaps = { accept = '<Tab>', accept_word = '<M-Right>', accept_line = '<M-C-Right>', next = '<M-]>', prev = '<M-[>' },
 })
 
 -- Optional: show the model state in the statusline.

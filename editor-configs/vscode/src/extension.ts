@@ -1,10 +1,10 @@
 // LSP-LLM for VS Code: starts (or connects to) the lsp-llm language server and wires
 // its custom requests to commands, a streamed explanation view and a status-bar item.
 //
-// Inline completions (ghost text) need no code here: vscode-languageclient 11
-// implements LSP 3.18 `textDocument/inlineCompletion` and registers the provider
-// when the server announces it. Each item carries the server's `lspLlm.didAccept`
-// command, which the client's executeCommand feature forwards to the server.
+// Inline completions (ghost text): vscode-languageclient 11 implements LSP 3.18
+// `textDocument/inlineCompletion` and registers the provider when the server announces it.
+// acceptance.ts adds, through the client's middleware, the shown / accepted signals (didShow,
+// full and partial accepts by word or line) that the server's acceptance stats count.
 
 import * as net from 'node:net';
 import * as vscode from 'vscode';
@@ -17,6 +17,7 @@ import {
   State,
   StreamInfo,
 } from 'vscode-languageclient/node';
+import { Acceptance } from './acceptance';
 import { serverStdio, traceChannel } from './channels';
 import { EXPLAIN_SCHEME, ExplanationDocuments, explainSelection } from './explain';
 import { DocstringRequest, SERVER_COMMANDS, StatusChangedNotification, StatusRequest } from './protocol';
@@ -35,17 +36,20 @@ let client: LanguageClient | undefined;
 let output: vscode.LogOutputChannel;
 let trace: vscode.LogOutputChannel;
 let statusBar: StatusBar;
+let acceptance: Acceptance;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel('LSP-LLM', { log: true });
   trace = traceChannel();
   statusBar = new StatusBar();
   const explanations = new ExplanationDocuments();
+  acceptance = new Acceptance(() => client, output);
   context.subscriptions.push(
     output,
     trace,
     statusBar,
     explanations,
+    ...acceptance.register(),
     vscode.workspace.registerTextDocumentContentProvider(EXPLAIN_SCHEME, explanations),
     // Client-side command ids use "lsp-llm." so they never clash with the server's
     // "lspLlm.*" commands, which the language client registers itself.
@@ -100,6 +104,7 @@ async function start(): Promise<void> {
     traceOutputChannel: trace,
     // Server log lines at their own level (the client would mark every stderr line [error]).
     stdioOptions: serverStdio(),
+    middleware: { provideInlineCompletionItems: acceptance.provideInlineCompletionItems },
   };
   const newClient = new LanguageClient('lspLlm', 'LSP-LLM', serverOptions(launch), clientOptions);
   newClient.onDidChangeState((event) => {

@@ -77,6 +77,8 @@ export const DocstringRequest = new RequestType<DocstringParams, DocstringResult
 /** `lspLlm/status` takes an empty object as params. */
 export const StatusRequest = new RequestType<Record<string, never>, ServerStatus, void>('lspLlm/status');
 export const StatusChangedNotification = new NotificationType<ServerStatus>('lspLlm/statusChanged');
+/** The client displayed this suggestion (its id from the item's `lspLlm.didAccept` command). */
+export const DidShowNotification = new NotificationType<{ id: string }>('lspLlm/didShow');
 export const TextChunkProgress = new ProgressType<TextChunk>();
 
 /** Commands the server registers through `workspace/executeCommand`. */

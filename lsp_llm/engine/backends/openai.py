@@ -88,7 +88,7 @@ def _server_message(response: httpx.Response) -> str:
     try:
         response.read()
         text = response.text
-    except Exception:
+    except (httpx.HTTPError, httpx.StreamError):  # silent: the status alone makes the error
         return ""
     try:
         data = json.loads(text)

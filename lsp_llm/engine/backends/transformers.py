@@ -330,7 +330,7 @@ class TransformersBackend:
                 return self._generate(request, emit, t0)
         except BackendError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # only to turn any OOM into OutOfMemory; re-raised
             if _is_oom(exc):
                 self._cache, self._cache_ids = None, []
                 if torch.cuda.is_available():
@@ -677,7 +677,7 @@ def _decoder_layers(model: Any) -> list[Any]:
     """The model's list of decoder blocks (``model.model.layers`` in most architectures)."""
     try:
         decoder = model.get_decoder()
-    except Exception:
+    except Exception:  # get_decoder's own lookup failing (any model code): try .model
         decoder = getattr(model, "model", None)
     layers = getattr(decoder, "layers", None)
     if isinstance(layers, torch.nn.ModuleList) and len(layers) > 0:
@@ -802,7 +802,7 @@ def rope_inv_freq(model: Any) -> torch.Tensor | None:
     rotary: Any = None
     try:
         decoder = model.get_decoder()
-    except Exception:
+    except Exception:  # get_decoder's own lookup failing (any model code): try .model
         decoder = getattr(model, "model", None)
     rotary = getattr(decoder, "rotary_emb", None)
     inv_freq = getattr(rotary, "inv_freq", None)

@@ -1,6 +1,6 @@
 -- Drives a headless Neovim through one lsp-llm scenario and writes what it saw to JSON.
 --
---   LSP_LLM_TEST_SCENARIO  inline | explain | docstring | messages
+--   LSP_LLM_TEST_SCENARIO  inline | partial | explain | docstring | messages
 --   LSP_LLM_TEST_OUT       path of the JSON result
 --   LSP_LLM_TEST_TIMEOUT   overall timeout in ms (default 180000)
 --
@@ -103,6 +103,15 @@ vim.api.nvim_create_autocmd('User', {
   end,
 })
 
+-- Record the notifications the client sends to the server (lspLlm/didShow).
+vim.api.nvim_create_autocmd('LspNotify', {
+  callback = function(args)
+    if args.data.method == 'lspLlm/didShow' then
+      event('notify', { method = args.data.method, params = args.data.params })
+    end
+  end,
+})
+
 --- Waits for the client to attach and the model to be ready; returns client, bufnr.
 local function attach()
   local bufnr = vim.api.nvim_get_current_buf()
@@ -119,7 +128,22 @@ local function attach()
   -- Record the requests the client sends (the accepted suggestion's command, cancels).
   local original = client.request
   client.request = function(self, method, params, handler, b)
-    event('request', { method = method, command = type(params) == 'table' and params.command or nil })
+    event('request', {
+      method = method,
+      command = type(params) == 'table' and params.command or nil,
+      arguments = method == 'workspace/executeCommand' and params.arguments or nil,
+    })
+    if method == 'textDocument/inlineCompletion' and handler then
+      local inner = handler
+      handler = function(err, res, ctx, config)
+        local texts = {}
+        for _, item in ipairs(res and (res.items or res) or {}) do
+          table.insert(texts, item.insertText)
+        end
+        event('inline_items', texts) -- the raw suggestion texts of this answer
+        return inner(err, res, ctx, config)
+      end
+    end
     return original(self, method, params, handler, b)
   end
   wait_until(function()
@@ -191,6 +215,45 @@ function scenarios.inline()
   sleep(300)
   result.after = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
   local _ = client
+end
+
+-- Partial accept: ghost text drawn (and reported with lspLlm/didShow), one word taken with
+-- <M-Right> (the plugin's accept_word mapping), then, after the server's retention delay, the
+-- acceptance counters from lspLlm/status.
+function scenarios.partial()
+  local client, bufnr = attach()
+  result.before = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  vim.api.nvim_win_set_cursor(0, { 2, 0 })
+  feed('A')
+  local ns
+  wait_until(function()
+    ns = ns or vim.api.nvim_get_namespaces()['nvim.lsp.inline_completion']
+    return ns and #vim.api.nvim_buf_get_extmarks(bufnr, ns, 0, -1, {}) > 0
+  end, 'ghost text', 60000)
+  local mark = vim.api.nvim_buf_get_extmarks(bufnr, ns, 0, -1, { details = true })[1]
+  local parts = { mark[4].virt_text[1][1] }
+  for _, line in ipairs(mark[4].virt_lines or {}) do
+    table.insert(parts, (line[1] or {})[1] or '')
+  end
+  result.ghost_text = table.concat(parts, '\n')
+  wait_until(function()
+    for _, e in ipairs(result.events) do
+      if e.name == 'notify' then
+        return true
+      end
+    end
+  end, 'lspLlm/didShow', 10000)
+  feed('<M-Right>')
+  wait_until(function()
+    return not vim.deep_equal(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), result.before)
+  end, 'the accepted word in the buffer', 10000)
+  result.after = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  result.cursor = vim.api.nvim_win_get_cursor(0)
+  feed('<Esc>')
+  sleep(tonumber(os.getenv('LSP_LLM_TEST_RETENTION_WAIT') or '1500'))
+  local err, status = request(client, 'lspLlm/status', {}, bufnr)
+  assert(not err, vim.inspect(err))
+  result.acceptance = status.acceptance
 end
 
 -- :LspLlmExplain on a range: the float must fill with streamed chunks before the

@@ -41,6 +41,8 @@ M.defaults = {
   --- Insert-mode keys for ghost text; false disables a mapping.
   keymaps = {
     accept = '<Tab>', -- falls back to a normal <Tab> when there is no suggestion
+    accept_word = '<M-Right>', -- the next word of the suggestion (else the plain key)
+    accept_line = '<M-C-Right>', -- the rest of the suggestion's current line (else the plain key)
     next = '<M-]>',
     prev = '<M-[>',
   },
@@ -163,23 +165,33 @@ local function on_attach(client, bufnr)
   local opts = M.options
   if vim.lsp.inline_completion and client:supports_method('textDocument/inlineCompletion', bufnr) then
     if opts.inline_completion then
+      local inline = require('lsp_llm.inline')
+      inline.watch(client) -- lspLlm/didShow when a suggestion is drawn
       vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
       local keys = opts.keymaps or {}
-      if keys.accept then
-        vim.keymap.set('i', keys.accept, function()
-          if not vim.lsp.inline_completion.get() then
-            return keys.accept -- no suggestion: behave like the plain key
-          end
-        end, { buffer = bufnr, expr = true, replace_keycodes = true, desc = 'lsp-llm: accept suggestion' })
+      local accepts = {
+        { keys.accept, 'full', 'lsp-llm: accept suggestion' },
+        { keys.accept_word, 'word', 'lsp-llm: accept the next word of the suggestion' },
+        { keys.accept_line, 'line', 'lsp-llm: accept the next line of the suggestion' },
+      }
+      for _, spec in ipairs(accepts) do
+        local key, kind, desc = spec[1], spec[2], spec[3]
+        if key then
+          vim.keymap.set('i', key, function()
+            if not inline.accept(kind) then
+              return key -- no suggestion: behave like the plain key
+            end
+          end, { buffer = bufnr, expr = true, replace_keycodes = true, desc = desc })
+        end
       end
       if keys.next then
         vim.keymap.set('i', keys.next, function()
-          vim.lsp.inline_completion.select({ count = 1 })
+          inline.select(1)
         end, { buffer = bufnr, desc = 'lsp-llm: next suggestion' })
       end
       if keys.prev then
         vim.keymap.set('i', keys.prev, function()
-          vim.lsp.inline_completion.select({ count = -1 })
+          inline.select(-1)
         end, { buffer = bufnr, desc = 'lsp-llm: previous suggestion' })
       end
     end

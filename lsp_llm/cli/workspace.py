@@ -1,6 +1,6 @@
-"""Bodies of the headless commands ``lsp-llm index`` and ``lsp-llm context`` (argparse lives
-in ``lsp_llm.cli``). Results go to stdout, progress and errors to stderr; the return value is
-the process exit code."""
+"""Bodies of the headless commands ``lsp-llm index`` and ``lsp-llm context`` (their argparse
+lives in :mod:`lsp_llm.cli.main`). Results go to stdout, progress and errors to stderr; the
+return value is the process exit code."""
 
 from __future__ import annotations
 
@@ -16,10 +16,16 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lsp_llm.cli.common import line_count, offset_of
 from lsp_llm.config import Settings
 from lsp_llm.context.index import IndexStats, WorkspaceIndex, find_root
-from lsp_llm.context.retrieve import default_token_count, retrieval_budget
+from lsp_llm.context.retrieve import retrieval_budget
 from lsp_llm.context.scan import decode_text
+from lsp_llm.context.types import ContextSnippet
+from lsp_llm.context.working import from_index
+from lsp_llm.engine.backends.approx_tokenizer import ApproxTokenizer
+from lsp_llm.features.completion import DocumentSnapshot, completion_prompt
+from lsp_llm.languages import language_from_path
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -100,7 +106,7 @@ def run_index(
     index = WorkspaceIndex(root, settings, cache_dir)
     try:
         stats = _build(index)
-    except Exception as exc:
+    except Exception as exc:  # a one-line error and exit code, not a traceback
         print(f"lsp-llm: error: indexing {root} failed: {exc}", file=sys.stderr)
         return EXIT_ERROR
     _print_stats(stats, as_json, sys.stdout)
@@ -138,16 +144,45 @@ async def _watch(index: WorkspaceIndex, as_json: bool) -> None:
     await index.watch(stop, on_update)
 
 
+def prompt_snippets(
+    index: WorkspaceIndex, file: Path, text: str, offset: int
+) -> tuple[ContextSnippet, ...]:
+    """The snippets the completion prompt for ``offset`` in ``file`` (content ``text``) holds,
+    built by the server's own ``completion_prompt`` with :class:`ApproxTokenizer` and the
+    prefix-only format (what the embedded model gets)."""
+    rel = index.relative(file)
+    label = rel or file.name
+    snap = DocumentSnapshot(
+        uri=file.as_uri(),
+        path=label,
+        language=language_from_path(str(file)),
+        version=0,
+        text=text,
+    )
+
+    def retriever(snap: DocumentSnapshot, offset: int, budget: int) -> list[ContextSnippet]:
+        return from_index(index, file, snap.text, offset, budget)
+
+    prompt = completion_prompt(
+        snap,
+        offset,
+        settings=index.settings,
+        tokenizer=ApproxTokenizer(),
+        template=None,
+        retriever=retriever,
+    )
+    return prompt.snippets
+
+
 def cursor_offset(text: str, line: int, col: int) -> int:
     """The character offset of a 1-based line and column (a column past the end of the line
     means its end). Raises ValueError for a line outside the file or a column below 1."""
-    lines = text.split("\n")
-    if line < 1 or line > len(lines):
-        raise ValueError(f"line {line} is outside the file (1-{len(lines)})")
+    lines = line_count(text)
+    if line < 1 or line > lines:
+        raise ValueError(f"line {line} is outside the file (1-{lines})")
     if col < 1:
         raise ValueError(f"column {col} must be at least 1")
-    before = sum(len(current) + 1 for current in lines[: line - 1])
-    return before + min(col - 1, len(lines[line - 1]))
+    return offset_of(text, line, col)
 
 
 def run_context(
@@ -159,15 +194,15 @@ def run_context(
     settings: Settings,
     cache_dir: Path | None,
     root: Path | None = None,
-    budget: int | None = None,
-    count: Callable[[str], int] | None = None,
 ) -> int:
-    """``lsp-llm context FILE:LINE:COL [--json]``: print the snippets retrieval would put into
-    the prompt for that cursor, with scores and sources.
+    """``lsp-llm context FILE:LINE:COL [--json]``: print the snippets a completion prompt for
+    that cursor holds, with scores and sources.
 
-    ``root`` defaults to the nearest ancestor with ``.git`` (or another marker); ``budget`` and
-    ``count`` default to what the prompt builder uses without a tokenizer
-    (:func:`retrieval_budget`, :func:`default_token_count`).
+    The prompt is built exactly as the server builds it (``completion_prompt``: the same
+    retrieval call, :func:`~lsp_llm.context.working.gather`, the same budget and the same
+    packing), with the stated approximate tokenizer and no open buffers (a server also offers
+    its open buffers and recent edits, and keeps a region's snippets while the cursor stays
+    in it). ``root`` defaults to the nearest ancestor with ``.git`` (or another marker).
     """
     path = file.expanduser()
     if not path.is_file():
@@ -188,13 +223,11 @@ def run_context(
     index = WorkspaceIndex(workspace, settings, cache_dir)
     try:
         _build(index)
-    except Exception as exc:
+    except Exception as exc:  # a one-line error and exit code, not a traceback
         print(f"lsp-llm: error: indexing {workspace} failed: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    used_budget = retrieval_budget(settings) if budget is None else budget
-    snippets = index.retrieve(
-        path, text, offset, budget=used_budget, count=count or default_token_count
-    )
+    used_budget = retrieval_budget(settings)
+    snippets = prompt_snippets(index, path.resolve(), text, offset)
     rel = index.relative(path)
     if as_json:
         record = {

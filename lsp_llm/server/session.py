@@ -1,9 +1,12 @@
-"""The language server: sessions over a shared engine.
+"""One LSP session (``LlmServer``) over what all sessions share (``Shared``).
 
-``Shared`` holds what every session shares: the engine (one warm model), the workspace indexes
-and the base settings. ``LlmServer`` is one LSP session (stdio: the only one; TCP: one per
-connection). Handlers live in ``completion.py`` and ``actions.py``; they translate LSP types,
-call one domain function, and translate back.
+``Shared`` holds the engine (one warm model), the workspace indexes, the acceptance statistics
+and the base settings. ``LlmServer`` is one session (stdio: the only one; TCP: one per
+connection): its settings, its completion service, and the status it publishes, including the
+deferred-status rule (a change in timings only waits for the session's pending answers).
+
+Handlers live in ``server/handlers/`` as plain functions ``(ls, params)``; ``server/routes.py``
+is the one table that binds them to methods. This module imports no handler.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import itertools
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -24,13 +27,18 @@ from lsp_llm import __version__
 from lsp_llm.config import ENGINE_KEYS, RELOAD_KEYS, Settings, load_settings, merge, to_camel
 from lsp_llm.engine.worker import Engine, EngineStatus
 from lsp_llm.features.completion import CompletionOutcome, CompletionService
+from lsp_llm.server import wire
 from lsp_llm.server.documents import workspace_roots
 from lsp_llm.server.protocol import LlmProtocol
 
+if TYPE_CHECKING:
+    from lsp_llm.server.indexing import Workspaces
+    from lsp_llm.stats import AcceptanceStats
+
 log = logging.getLogger(__name__)
 
-STATUS_CHANGED = "lspLlm/statusChanged"
-STATUS_REQUEST = "lspLlm/status"
+STATUS_CHANGED = wire.STATUS_CHANGED
+STATUS_REQUEST = wire.STATUS
 _session_ids = itertools.count(1)
 
 INFO_STATUS_FIELDS = frozenset({"last", "last_cancel"})
@@ -50,13 +58,13 @@ class Shared:
     engine: Engine
     base_settings: Settings
     config_file: Path | None = None
-    cli_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    cli_overrides: dict[str, object] = dataclasses.field(default_factory=dict)
     daemon: bool = False
     sessions: set[LlmServer] = dataclasses.field(default_factory=set)
-    workspaces: Any = None
-    """The workspace index registry (set by server.indexing)."""
-    stats: Any = None
-    """Acceptance statistics (set by server.actions)."""
+    workspaces: Workspaces | None = None
+    """The workspace index registry (None with ``--no-index``)."""
+    stats: AcceptanceStats | None = None
+    """Acceptance statistics (None until the CLI loads them)."""
 
 
 class LlmServer(LanguageServer):
@@ -69,6 +77,8 @@ class LlmServer(LanguageServer):
             name="lsp-llm",
             version=__version__,
             protocol_cls=LlmProtocol,
+            # Our wire types (server/wire.py) ride on pygls' own converter hooks.
+            converter_factory=wire.make_converter,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.shared = shared
@@ -77,6 +87,10 @@ class LlmServer(LanguageServer):
         self.completions = CompletionService(shared.engine, session_key=f"s{self.session_id}")
         self.request_seq: dict[str, int] = {}
         """Per-document counter of completion requests (debounce / supersede)."""
+        self.cursors: dict[str, tuple[int, int]] = {}
+        """Per document, the last cursor (line, character) a request carried: idle warm-up."""
+        self.warmed: tuple[str, int] | None = None
+        """(uri, line) of the last idle warm-up, so one place is warmed once."""
         self._reported_error_generation = 0
         self._load_progress_token: str | None = None
         self._status_listener = self._on_engine_status
@@ -167,34 +181,36 @@ class LlmServer(LanguageServer):
             self.window_show_message(
                 types.ShowMessageParams(type=kind, message=f"lsp-llm: {message}")
             )
-        except Exception:  # transport gone
+        except Exception:  # transport gone: a message to the user must not fail the caller
             log.debug("could not show message", exc_info=True)
 
     # -- status ----------------------------------------------------------------------------
-    def status_payload(self) -> dict[str, Any]:
-        payload = self.shared.engine.status.to_wire()
-        payload["settings"] = {
-            k: v for k, v in self.settings.to_wire().items() if k not in ("tcpToken",)
-        }
-        payload["session"] = self.session_id
-        payload["sessions"] = len(self.shared.sessions)
+    def status_report(self) -> wire.StatusReport:
+        """What ``lspLlm/status`` answers and ``lspLlm/statusChanged`` carries."""
         last = self.last_completion
-        if last is not None:
-            payload["lastCompletion"] = {
-                "source": last.source,
-                "reason": last.reason,
-                "suggestions": len(last.suggestions),
-                "spansMs": {k: round(v, 2) for k, v in last.spans.items()},
-                "context": [
-                    {"path": s.path, "source": s.source, "score": round(s.score, 3)}
+        workspaces, stats = self.shared.workspaces, self.shared.stats
+        return wire.StatusReport(
+            engine=self.shared.engine.status.to_wire(),
+            settings={k: v for k, v in self.settings.to_wire().items() if k != "tcpToken"},
+            session=self.session_id,
+            sessions=len(self.shared.sessions),
+            last_completion=None
+            if last is None
+            else wire.LastCompletion(
+                source=last.source,
+                reason=last.reason,
+                suggestions=len(last.suggestions),
+                spans_ms={k: round(v, 2) for k, v in last.spans.items()},
+                context=[
+                    wire.ContextEntry(path=s.path, source=s.source, score=round(s.score, 3))
                     for s in last.snippets
                 ],
-            }
-        if self.shared.workspaces is not None:
-            payload["index"] = self.shared.workspaces.status_for(workspace_roots(self.workspace))
-        if self.shared.stats is not None:
-            payload["acceptance"] = self.shared.stats.summary()
-        return payload
+            ),
+            index=None
+            if workspaces is None
+            else workspaces.status_for(workspace_roots(self.workspace)),
+            acceptance=None if stats is None else stats.summary(),
+        )
 
     def _on_engine_status(self, status: EngineStatus) -> None:
         """Called on the model thread: hop to the loop."""
@@ -255,6 +271,10 @@ class LlmServer(LanguageServer):
             self._deferred_timer.cancel()
             self._deferred_timer = None
 
+    def publish_status(self) -> None:
+        """Publish the engine's current status now (e.g. once a session is initialized)."""
+        self._publish_status(self.shared.engine.status)
+
     def publish_status_now(self) -> None:
         self._cancel_deferred()
         self._publish_status(self.shared.engine.status)
@@ -263,8 +283,8 @@ class LlmServer(LanguageServer):
         if not self.initialized:
             return
         try:
-            self.protocol.notify(STATUS_CHANGED, self.status_payload())
-        except Exception:
+            self.protocol.notify(STATUS_CHANGED, self.status_report())
+        except Exception:  # a status push must never break the work that triggered it
             log.debug("status notification failed", exc_info=True)
         self._load_progress(status)
         if status.state == "error" and status.generation != self._reported_error_generation:
@@ -318,14 +338,3 @@ def _only_info_changed(old: EngineStatus, new: EngineStatus) -> bool:
         for f in dataclasses.fields(new)
         if f.name not in INFO_STATUS_FIELDS
     )
-
-
-def create_server(shared: Shared) -> LlmServer:
-    """A new session with every feature registered."""
-    from lsp_llm.server import actions, completion, lifecycle
-
-    server = LlmServer(shared)
-    lifecycle.register(server)
-    completion.register(server)
-    actions.register(server)
-    return server
