@@ -19,7 +19,7 @@ PACKAGE = REPO / "lsp_llm"
 # ~800 lines unless it is one job"). Each entry says which job.
 ONE_JOB = {
     "engine/backends/transformers.py": "the transformers backend: load, prefill, decode, KV reuse",
-    "context/retrieve.py": "retrieval: the index snapshot it ranks over, definitions, similar chunks",
+    "context/retrieve.py": "retrieval: the index snapshot it ranks, definitions, similar chunks",
 }
 LIMIT = 850  # "about 800"
 
